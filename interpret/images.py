@@ -1,0 +1,123 @@
+"""Read an untrusted picture into a plain array: one decoding path, through Pillow.
+
+Every upload goes through ``read_image``: an allow-list of formats, a pixel cap checked
+from the header before any pixel is decoded, EXIF orientation applied, the first frame
+of an animation, and every mode (palette, CMYK, alpha, 16-bit, 1-bit) turned into plain
+uint8 RGB or grayscale. Anything else raises ``ImageError`` with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+MAX_PIXELS = int(os.environ.get("CNN_LENS_MAX_PIXELS", 40_000_000))
+MAX_BYTES = int(os.environ.get("CNN_LENS_MAX_IMAGE_BYTES", 50_000_000))
+
+
+class ImageError(ValueError):
+    """The data is not a usable picture; the message says why."""
+
+
+def _open(data: bytes | str | os.PathLike | io.IOBase) -> tuple[bytes, str]:
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if not path.is_file():
+            raise ImageError(f"No such image file: {path}")
+        if path.stat().st_size > MAX_BYTES:
+            raise ImageError(f"{path.name} is {path.stat().st_size / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
+        return path.read_bytes(), path.name
+    if hasattr(data, "read"):
+        data = data.read(MAX_BYTES + 1)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageError(f"Expected image bytes or a file path, got {type(data).__name__}.")
+    data = bytes(data)
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"The file is larger than {MAX_BYTES / 1e6:.0f} MB.")
+    return data, "the upload"
+
+
+def _to_plain(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 'RGB' or 'L', alpha composited on white, 16-bit scaled to 8-bit."""
+    mode = img.mode
+    if mode in ("RGB", "L"):
+        return img
+    if mode == "1":
+        return img.convert("L")
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if mode == "F":
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        lo, hi = arr.min(), arr.max()
+        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(scaled.astype(np.uint8), "L")
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("LA", "La", "PA"):
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "RGBa"):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img.convert("RGBA")).convert("RGB")
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+
+
+def read_image(data: bytes | str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Bytes, a file object or a path -> uint8 (H, W, 3) RGB or (H, W) grayscale."""
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    raw, label = _open(data)
+    if not raw:
+        raise ImageError(f"{label} is empty.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(raw), formats=ALLOWED_FORMATS)
+        except UnidentifiedImageError as exc:
+            raise ImageError(
+                f"{label} is not an image CNN Lens can read. Use one of: {', '.join(ALLOWED_FORMATS)}."
+            ) from exc
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(f"{label} declares too many pixels to decode safely.") from exc
+        except Exception as exc:  # Pillow raises many types on hostile headers
+            raise ImageError(f"{label} could not be read as an image ({type(exc).__name__}: {exc}).") from exc
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            raise ImageError(f"{label} has no pixels ({width}x{height}).")
+        if width * height > max_pixels:
+            raise ImageError(
+                f"{label} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
+                f"{max_pixels / 1e6:.0f} MP. Downscale it first."
+            )
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        try:
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+            img.seek(0)
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            img = _to_plain(img)
+            arr = np.array(img)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(f"{label} is damaged or truncated and could not be decoded ({exc}).") from exc
+        except (Image.DecompressionBombError, MemoryError) as exc:
+            raise ImageError(f"{label} is too large to decode.") from exc
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    if arr.dtype != np.uint8:
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8 (H, W[, 3]) -> PNG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,41 @@
+"""User-trained models: a ``.keras`` file, checked first, then loaded with ``safe_mode=True, compile=False``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+
+from models.errors import ModelLoadError, UnsafeModelError
+from models.handle import ModelHandle
+from models.preprocessing import PRESETS
+from models.safety import check_archive, check_config
+
+
+def load_keras_file(
+    path: str | Path,
+    class_names: Sequence[str] | None = None,
+    preprocessing: str = "0..1",
+    name: str | None = None,
+) -> ModelHandle:
+    path = Path(path)
+    if path.is_dir():
+        raise UnsafeModelError(f"{path.name} is a folder (a SavedModel?). Only `.keras` files are accepted.")
+    if not path.exists():
+        raise ModelLoadError(f"No such model file: {path}")
+    config = check_archive(path)
+    check_config(config, path.name)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"Keras could not load {path.name}: {first}") from exc
+    if not isinstance(model, keras.Model):
+        raise ModelLoadError(f"{path.name} holds a {type(model).__name__}, not a Keras model.")
+    if preprocessing not in PRESETS:
+        raise ValueError(f"Unknown preprocessing {preprocessing!r}; choose one of {sorted(PRESETS)}.")
+    try:
+        return ModelHandle(name or path.stem, model, PRESETS[preprocessing], list(class_names or []), source="upload")
+    except ValueError as exc:
+        raise ModelLoadError(f"{path.name}: {exc}") from exc
