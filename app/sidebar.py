@@ -1,0 +1,105 @@
+"""The sidebar: which model, which picture, and which device runs the work.
+
+Every page reads the choice through ``current()``; the sidebar is drawn once per run
+by ``app/main.py`` before the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from app import gallery, sources
+from models import BUNDLED, ModelHandle
+from models.class_names import parse_class_names
+from models.device import describe_device
+from models.preprocessing import PRESETS
+from models.zoo import ZOO
+
+MODEL_SOURCES = ("Bundled: Fashion-MNIST CNN", "ImageNet zoo", "Upload a .keras model")
+IMAGE_SOURCES = ("Sample gallery", "Upload a picture", "Camera")
+
+
+@dataclass
+class Choice:
+    model: ModelHandle | None = None
+    model_key: str = ""
+    image: np.ndarray | None = None
+    image_bytes: bytes = b""
+    image_label: str = ""
+
+
+def _choose_model() -> tuple[ModelHandle | None, str]:
+    source = st.radio("Model", MODEL_SOURCES, key="model_source")
+    if source == MODEL_SOURCES[0]:
+        return sources.named_model(BUNDLED, None), BUNDLED
+    if source == MODEL_SOURCES[1]:
+        name = st.selectbox("Architecture", list(ZOO), format_func=lambda k: ZOO[k].title, key="zoo_name")
+        weights = st.radio(
+            "Weights",
+            ("ImageNet", "Random (offline demo)"),
+            key="zoo_weights",
+            help="ImageNet weights are downloaded once into the Keras cache. Random weights need no network.",
+        )
+        w = "imagenet" if weights == "ImageNet" else None
+        return sources.named_model(name, w), f"{name}:{w}"
+    upload = st.file_uploader("Model file (.keras)", type=["keras"], key="model_upload")
+    names_file = st.file_uploader("Class names (optional .txt or .json)", type=["txt", "json"], key="names_upload")
+    typed = st.text_input("...or type class names, comma-separated", key="names_typed")
+    prep = st.selectbox(
+        "Input scaling", list(PRESETS), format_func=lambda k: f"{k}: {PRESETS[k].description}", key="upload_prep"
+    )
+    if upload is None:
+        st.info("Upload a `.keras` file saved with `model.save('name.keras')`.")
+        return None, ""
+    names = parse_class_names(names_file.getvalue()) if names_file else parse_class_names(typed)
+    data = upload.getvalue()
+    key = sources.digest(data)
+    return sources.uploaded_model(key, data, upload.name, tuple(names), prep), f"upload:{key}:{prep}:{','.join(names)}"
+
+
+def _choose_image(model: ModelHandle | None) -> tuple[np.ndarray | None, bytes, str]:
+    from interpret.images import read_image
+
+    source = st.radio("Picture", IMAGE_SOURCES, key="image_source")
+    if source == IMAGE_SOURCES[0]:
+        channels = model.input_shape[2] if model else 3
+        entry = st.selectbox("Sample", gallery.samples_for(channels), key="sample")
+        picture, data = gallery.load_sample(entry)
+        st.image(picture, caption=entry, width=120)
+        return picture, data, entry
+    if source == IMAGE_SOURCES[1]:
+        upload = st.file_uploader("Picture", type=None, key="image_upload", help="PNG, JPEG, GIF, BMP, TIFF or WebP")
+        if upload is None:
+            return None, b"", ""
+        data = upload.getvalue()
+        return read_image(data), data, upload.name
+    shot = st.camera_input("Take a picture", key="camera")
+    if shot is None:
+        return None, b"", ""
+    data = shot.getvalue()
+    return read_image(data), data, "camera"
+
+
+def render() -> Choice:
+    """Draw the sidebar; bad input shows a message there and leaves the rest of the app working."""
+    choice = Choice()
+    with st.sidebar:
+        st.title("CNN Lens")
+        try:
+            choice.model, choice.model_key = _choose_model()
+        except ValueError as exc:  # ModelLoadError, UnsafeModelError, bad class names
+            st.error(str(exc))
+        try:
+            choice.image, choice.image_bytes, choice.image_label = _choose_image(choice.model)
+        except ValueError as exc:  # ImageError
+            st.error(str(exc))
+        st.caption(f"Device: {describe_device()}")
+    st.session_state["choice"] = choice
+    return choice
+
+
+def current() -> Choice:
+    return st.session_state.get("choice") or Choice()
