@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import sidebar, widgets
+from app import compute, sidebar, widgets
 from interpret import METHODS, Explanation, explain
 from interpret.images import encode_png
 from interpret.overlay import overlay
@@ -15,14 +15,14 @@ from models import ModelHandle
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def top_predictions(model_key: str, image_bytes: bytes, _model: ModelHandle, _image: np.ndarray, k: int = 5):
-    return _model.top_k(_image, k)
+    return compute.run(_model, compute.top_k, image=_image, k=k)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def explanation(
     model_key: str, image_bytes: bytes, method: str, target: int, layer: str | None, params: tuple, _model, _image
 ) -> Explanation:
-    return explain(_model, _image, method=method, target=target, layer=layer, **dict(params))
+    return compute.run(_model, explain, image=_image, method=method, target=target, layer=layer, **dict(params))
 
 
 def prediction_chart(top: list[tuple[int, str, float]]) -> go.Figure:
