@@ -1,4 +1,9 @@
-"""User-trained models: a ``.keras`` file, checked first, then loaded with ``safe_mode=True, compile=False``."""
+"""User-trained models: a ``.keras`` file, checked first, then loaded with ``safe_mode=True, compile=False``.
+
+``load_keras_file`` loads in this process (the library API, ``models.load(path)``). The app
+loads uploads in a sandboxed worker process instead (``models.worker``), which calls this
+same function there.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import keras
 from models.errors import ModelLoadError, UnsafeModelError
 from models.handle import ModelHandle
 from models.preprocessing import PRESETS
-from models.safety import check_archive, check_config
+from models.safety import check_file
 
 
 def load_keras_file(
@@ -24,8 +29,7 @@ def load_keras_file(
         raise UnsafeModelError(f"{path.name} is a folder (a SavedModel?). Only `.keras` files are accepted.")
     if not path.exists():
         raise ModelLoadError(f"No such model file: {path}")
-    config = check_archive(path)
-    check_config(config, path.name)
+    check_file(path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
