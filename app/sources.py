@@ -1,32 +1,44 @@
-"""Cached access to models and pictures for the pages (Streamlit caches live here)."""
+"""Cached access to models and pictures for the pages (Streamlit caches live here).
+
+Bundled and zoo models are loaded in this process and cached (``MODEL_CACHE_ENTRIES``,
+``MODEL_CACHE_TTL_S``). Uploaded models never load here: they go to the server's
+``WorkerPool`` (one per server), which checks the file, loads it in a sandboxed worker
+process and keeps at most ``CNN_LENS_MAX_UPLOADS`` uploads and ``CNN_LENS_MAX_WORKERS``
+live workers, so memory stays bounded however many files people upload.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import tempfile
-from pathlib import Path
+import os
+from collections.abc import Sequence
 
 import streamlit as st
 
 from models import ModelHandle, load
+from models.worker import UploadedModel, WorkerPool
 
-MODEL_CACHE_ENTRIES = 4
+MODEL_CACHE_ENTRIES = int(os.environ.get("CNN_LENS_MODEL_CACHE_ENTRIES", 4))
+MODEL_CACHE_TTL_S = float(os.environ.get("CNN_LENS_MODEL_CACHE_TTL_S", 3600))
 
 
-@st.cache_resource(max_entries=MODEL_CACHE_ENTRIES, show_spinner="Loading the model...")
+@st.cache_resource(max_entries=MODEL_CACHE_ENTRIES, ttl=MODEL_CACHE_TTL_S, show_spinner="Loading the model...")
 def named_model(name: str, weights: str | None) -> ModelHandle:
     return load(name, weights=weights)
 
 
-@st.cache_resource(max_entries=MODEL_CACHE_ENTRIES, show_spinner="Checking and loading the uploaded model...")
-def uploaded_model(digest: str, _data: bytes, filename: str, class_names: tuple[str, ...], preprocessing: str) -> ModelHandle:
-    """Load an uploaded .keras file (checked before Keras reads it); keyed on its SHA-256."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / (Path(filename).stem[:60] + ".keras")
-        path.write_bytes(_data)
-        handle = load(str(path), class_names=list(class_names), preprocessing=preprocessing)
-    handle.name = Path(filename).stem
-    return handle
+@st.cache_resource(show_spinner=False)
+def worker_pool() -> WorkerPool:
+    """The server's one pool of upload workers (shared by every session)."""
+    return WorkerPool()
+
+
+def uploaded_model(
+    digest: str, _data: bytes, filename: str, class_names: Sequence[str], preprocessing: str
+) -> UploadedModel:
+    """Check an uploaded .keras file and load it in its worker; the pool caches it by content."""
+    with st.spinner("Checking the uploaded model and loading it in a sandboxed worker..."):
+        return worker_pool().load(_data, filename, tuple(class_names), preprocessing)
 
 
 def digest(data: bytes) -> str:

@@ -1,0 +1,581 @@
+"""Run uploaded models in a separate worker process, with memory and time limits.
+
+An uploaded model is checked before Keras reads it (``models.safety``), and then it is
+still run away from the server: each uploaded model gets its own worker, a fresh Python
+process (``python -m models.worker``) that loads the file and answers calls over its
+stdin/stdout. The server only ever reads plain data back (``models.wire``: JSON + NPZ,
+no pickles). A worker that uses more memory than ``CNN_LENS_WORKER_MAX_RSS_MB``, or takes
+longer than ``CNN_LENS_WORKER_TIMEOUT_S`` for one call, is killed and the caller gets a
+``WorkerKilled`` error whose message says why.
+
+``WorkerPool`` holds the uploads: at most ``CNN_LENS_MAX_UPLOADS`` files on disk and at
+most ``CNN_LENS_MAX_WORKERS`` live workers (least recently used go first); a worker is
+also recycled after ``CNN_LENS_WORKER_MAX_CALLS`` calls and when idle for
+``CNN_LENS_WORKER_IDLE_S`` seconds. An ``UploadedModel`` is the server's light
+description of one upload (name, input shape, class names, conv layers); its ``call``
+ships a module-level function of ``interpret`` or ``app.compute`` by name to the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import inspect
+import os
+import re
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models import wire
+from models.errors import ModelLoadError, UnsafeModelError
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLOWED_MODULES = re.compile(r"^(interpret(\.[a-z_][a-z0-9_]*)*|app\.compute)$")
+QUALNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HEADER = struct.Struct(">Q")
+MB = 1_000_000
+
+
+class WorkerError(ValueError):
+    """The worker could not run the call; the message says what happened."""
+
+
+class WorkerKilled(WorkerError):
+    """The worker ran past its memory or time limit and was stopped."""
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    """Per-worker caps; ``from_env`` reads the ``CNN_LENS_WORKER_*`` variables."""
+
+    max_rss_bytes: int = 2_500 * MB
+    call_timeout_s: float = 300.0
+    load_timeout_s: float = 180.0
+    max_calls: int = 500
+    idle_s: float = 900.0
+    max_message_bytes: int = 1_000 * MB
+    address_space_bytes: int = 0  # RLIMIT_AS in the worker; 0 leaves it unlimited (see module notes)
+
+    @classmethod
+    def from_env(cls) -> WorkerLimits:
+        def number(name: str, default: float) -> float:
+            raw = os.environ.get(name, "").strip()
+            try:
+                return float(raw) if raw else float(default)
+            except ValueError:
+                raise ValueError(f"The environment variable {name}={raw!r} must be a number.") from None
+
+        return cls(
+            max_rss_bytes=int(number("CNN_LENS_WORKER_MAX_RSS_MB", cls.max_rss_bytes / MB) * MB),
+            call_timeout_s=number("CNN_LENS_WORKER_TIMEOUT_S", cls.call_timeout_s),
+            load_timeout_s=number("CNN_LENS_WORKER_LOAD_TIMEOUT_S", cls.load_timeout_s),
+            max_calls=int(number("CNN_LENS_WORKER_MAX_CALLS", cls.max_calls)),
+            idle_s=number("CNN_LENS_WORKER_IDLE_S", cls.idle_s),
+            address_space_bytes=int(number("CNN_LENS_WORKER_MAX_VMEM_MB", 0) * MB),
+        )
+
+
+def function_path(fn: Callable[..., Any]) -> str:
+    """``module:name`` for an allowed function: module-level, in ``interpret.*`` or ``app.compute``."""
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not inspect.isfunction(fn) or not isinstance(module, str) or not ALLOWED_MODULES.match(module):
+        raise WorkerError(f"{fn!r} cannot run on an uploaded model: only functions of interpret and app.compute can.")
+    if not QUALNAME.match(name) or getattr(sys.modules.get(module), name, None) is not fn:
+        raise WorkerError(f"{module}.{name} cannot run on an uploaded model: it is not a module-level function.")
+    return f"{module}:{name}"
+
+
+def resolve_function(path: str) -> Callable[..., Any]:
+    """The inverse of ``function_path``, with the same allow-list (run inside the worker)."""
+    module, _, name = str(path).partition(":")
+    if not ALLOWED_MODULES.match(module) or not QUALNAME.match(name):
+        raise WorkerError(f"The function {path!r} is not allowed.")
+    fn = getattr(importlib.import_module(module), name, None)
+    if not inspect.isfunction(fn):
+        raise WorkerError(f"The function {path!r} is not allowed.")
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Framing: an 8-byte length, then a ``wire`` message.
+
+
+def _write_frame(fd: int, message: Any) -> None:
+    data = wire.encode(message)
+    view = memoryview(HEADER.pack(len(data)) + data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read_exact_blocking(fd: int, n: int) -> bytes:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the pipe")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker side: ``python -m models.worker``.
+
+
+def _describe(handle: Any) -> dict[str, Any]:
+    return {
+        "name": handle.name,
+        "input_shape": [int(v) for v in handle.input_shape],
+        "class_names": list(handle.class_names),
+        "num_classes": int(handle.num_classes),
+        "conv_layers": list(handle.conv_layers),
+        "last_conv_layer": handle.last_conv_layer if handle.conv_layers else None,
+        "head_kind": handle.head.kind,
+        "parameters": int(handle.model.count_params()),
+    }
+
+
+def _error_message(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "cls": type(exc).__name__,
+        "value_error": isinstance(exc, ValueError),
+        "message": str(exc) or type(exc).__name__,
+    }
+
+
+def _limit_self(address_space: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if address_space > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+
+def worker_main() -> None:
+    """Serve one model: ``load`` once, then ``call`` requests until stdin closes."""
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # anything the model or TensorFlow prints goes to stderr, never into the protocol
+    in_fd = os.dup(0)
+    _limit_self(int(os.environ.get("CNN_LENS_WORKER_RLIMIT_AS", "0")))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    handle = None
+    while True:
+        try:
+            (length,) = HEADER.unpack(_read_exact_blocking(in_fd, HEADER.size))
+            request = wire.decode(_read_exact_blocking(in_fd, length))
+        except EOFError:
+            return
+        try:
+            op = request.get("op")
+            if op == "ping":
+                _write_frame(out_fd, {"type": "result", "value": os.getpid()})
+            elif op == "load":
+                from models.upload import load_keras_file
+
+                handle = load_keras_file(
+                    request["path"], request["class_names"], request["preprocessing"], name=request["name"]
+                )
+                _write_frame(out_fd, {"type": "result", "value": _describe(handle)})
+            elif op == "call":
+                if handle is None:
+                    raise WorkerError("No model is loaded in this worker.")
+                fn = resolve_function(request["fn"])
+                kwargs = dict(request["kwargs"])
+                if request.get("progress"):
+                    kwargs["progress"] = lambda fraction, message="": _write_frame(
+                        out_fd, {"type": "progress", "fraction": float(fraction), "message": str(message)}
+                    )
+                _write_frame(out_fd, {"type": "result", "value": fn(handle, **kwargs)})
+            else:
+                raise WorkerError(f"Unknown request {op!r}.")
+        except Exception as exc:
+            try:
+                _write_frame(out_fd, _error_message(exc))
+            except wire.WireError as inner:
+                _write_frame(out_fd, _error_message(inner))
+
+
+# ---------------------------------------------------------------------------------------------
+# The server side.
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+ERRORS: dict[str, type[ValueError]] = {"ModelLoadError": ModelLoadError, "UnsafeModelError": UnsafeModelError}
+
+
+def _raise_remote(reply: dict[str, Any], what: str) -> None:
+    cls_name, message = str(reply.get("cls")), str(reply.get("message"))
+    if cls_name in ERRORS:
+        raise ERRORS[cls_name](message)
+    if cls_name == "ImageError":
+        from interpret.images import ImageError
+
+        raise ImageError(message)
+    if cls_name == "Cancelled":
+        from interpret.progress import Cancelled
+
+        raise Cancelled(message)
+    if reply.get("value_error"):
+        raise ValueError(message)
+    raise WorkerError(f"{what} failed in the model's worker process ({cls_name}: {message}).")
+
+
+class Worker:
+    """One worker process and the pipe to it; one call at a time."""
+
+    def __init__(self, limits: WorkerLimits | None = None) -> None:
+        self.limits = limits or WorkerLimits.from_env()
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+        env["CNN_LENS_WORKER_RLIMIT_AS"] = str(self.limits.address_space_bytes)
+        self.cwd = tempfile.mkdtemp(prefix="cnn-lens-worker-")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "models.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if os.environ.get("CNN_LENS_WORKER_STDERR") else subprocess.DEVNULL,
+            cwd=self.cwd,
+            env=env,
+            start_new_session=True,
+        )
+        self.calls = 0
+        self.peak_rss = 0
+        self.last_used = time.monotonic()
+        self.lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self.process.wait(timeout=10)
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(Exception):
+                stream.close()
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+    def _read_exact(self, n: int, deadline: float, what: str) -> bytes:
+        fd = self.process.stdout.fileno()
+        chunks, left = [], n
+        while left:
+            rss = _rss_bytes(self.pid)
+            self.peak_rss = max(self.peak_rss, rss)
+            if rss > self.limits.max_rss_bytes:
+                self.kill()
+                raise WorkerKilled(
+                    f"{what} was stopped: the uploaded model used {rss / MB:.0f} MB of memory, more than the "
+                    f"{self.limits.max_rss_bytes / MB:.0f} MB allowed (CNN_LENS_WORKER_MAX_RSS_MB). "
+                    "Try a smaller model or fewer samples."
+                )
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                self.kill()
+                raise WorkerKilled(
+                    f"{what} was stopped after {self.limits_for(what):.0f} s: the uploaded model took too long "
+                    "(CNN_LENS_WORKER_TIMEOUT_S). Try fewer samples or a smaller model."
+                )
+            ready, _, _ = select.select([fd], [], [], min(timeout, 0.1))
+            if not ready:
+                continue
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                code = self.process.wait(timeout=10)
+                self.kill()
+                raise WorkerKilled(f"{what} failed: the model's worker process stopped (exit code {code}).")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def limits_for(self, what: str) -> float:
+        return self.limits.load_timeout_s if what.startswith("Loading") else self.limits.call_timeout_s
+
+    def request(self, message: dict[str, Any], what: str, progress: Callable[[float, str], None] | None = None) -> Any:
+        """Send one request; relay progress frames; return the result or raise the worker's error."""
+        with self.lock:
+            if not self.alive():
+                raise WorkerKilled(f"{what} failed: the model's worker process is not running.")
+            self.calls += 1
+            self.last_used = time.monotonic()
+            deadline = self.last_used + self.limits_for(what)
+            try:
+                _write_frame(self.process.stdin.fileno(), message)
+            except (BrokenPipeError, OSError) as exc:
+                self.kill()
+                raise WorkerKilled(f"{what} failed: the model's worker process stopped.") from exc
+            while True:
+                (length,) = HEADER.unpack(self._read_exact(HEADER.size, deadline, what))
+                if length > self.limits.max_message_bytes:
+                    self.kill()
+                    raise WorkerError(f"{what} failed: the worker's answer is {length / MB:.0f} MB, too large.")
+                try:
+                    reply = wire.decode(self._read_exact(length, deadline, what))
+                except wire.WireError:
+                    self.kill()
+                    raise
+                if not isinstance(reply, dict):
+                    self.kill()
+                    raise WorkerError(f"{what} failed: the worker sent a malformed answer.")
+                kind = reply.get("type")
+                if kind == "progress":
+                    if progress is not None:
+                        try:
+                            progress(float(reply.get("fraction", 0.0)), str(reply.get("message", "")))
+                        except BaseException:
+                            self.kill()  # cancelled mid-call: the worker is busy, so it goes
+                            raise
+                    continue
+                self.last_used = time.monotonic()
+                if kind == "result":
+                    return reply.get("value")
+                if kind == "error":
+                    _raise_remote(reply, what)
+                self.kill()
+                raise WorkerError(f"{what} failed: the worker sent a malformed answer.")
+
+
+@dataclass(eq=False)
+class UploadedModel:
+    """The server's light description of an uploaded model; the model itself lives in a worker."""
+
+    key: str
+    name: str
+    input_shape: tuple[int, int, int]
+    class_names: list[str]
+    num_classes: int
+    conv_layers: list[str]
+    last_conv_layer: str | None
+    head_kind: str
+    parameters: int
+    pool: WorkerPool = field(repr=False)
+    source: str = "upload"
+
+    def call(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Run ``fn(handle, **kwargs)`` in the worker; ``progress`` (a callable) stays here and gets reports."""
+        progress = kwargs.pop("progress", None)
+        return self.pool.call(self.key, function_path(fn), kwargs, progress=progress)
+
+
+@dataclass
+class _Entry:
+    key: str
+    path: Path
+    filename: str
+    class_names: tuple[str, ...]
+    preprocessing: str
+    info: UploadedModel | None = None
+    worker: Worker | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def upload_key(data: bytes, class_names: Sequence[str], preprocessing: str) -> str:
+    h = hashlib.sha256(data)
+    h.update(repr((tuple(class_names), preprocessing)).encode())
+    return h.hexdigest()
+
+
+def _safe_stem(filename: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(filename)).stem)[:60].strip("._")
+    return stem or "model"
+
+
+class WorkerPool:
+    """Uploads kept on disk (LRU, ``max_models``) with at most ``max_workers`` live worker processes."""
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        max_models: int | None = None,
+        limits: WorkerLimits | None = None,
+        folder: str | Path | None = None,
+    ) -> None:
+        self.max_workers = max(1, int(max_workers or os.environ.get("CNN_LENS_MAX_WORKERS", 2)))
+        self.max_models = max(1, int(max_models or os.environ.get("CNN_LENS_MAX_UPLOADS", 16)))
+        self.limits = limits or WorkerLimits.from_env()
+        self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="cnn-lens-uploads-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.RLock()
+        self.started = 0  # workers started so far (for tests and the load script)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def live_workers(self) -> list[Worker]:
+        with self._lock:
+            return [e.worker for e in self._entries.values() if e.worker is not None and e.worker.alive()]
+
+    def models(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
+    def _evict(self) -> None:
+        """Drop idle or surplus workers and surplus files; called with the pool lock held."""
+        now = time.monotonic()
+        for entry in self._entries.values():
+            w = entry.worker
+            if w is not None and (not w.alive() or now - w.last_used > self.limits.idle_s) and not w.lock.locked():
+                w.kill()
+                entry.worker = None
+        while len(self._entries) > self.max_models:
+            key, entry = next(iter(self._entries.items()))
+            if entry.lock.locked():
+                break
+            del self._entries[key]
+            if entry.worker is not None:
+                entry.worker.kill()
+            shutil.rmtree(entry.path.parent, ignore_errors=True)
+
+    def _make_room(self, keep: str) -> None:
+        with self._lock:
+            live = [e for e in self._entries.values() if e.worker is not None and e.key != keep]
+            while len(live) >= self.max_workers:
+                idle = [e for e in live if not e.worker.lock.locked()]
+                if not idle:
+                    break
+                victim = idle[0]  # least recently used first (OrderedDict order)
+                victim.worker.kill()
+                victim.worker = None
+                live.remove(victim)
+
+    def _worker_for(self, entry: _Entry) -> Worker:
+        """The entry's live worker, started (and the model loaded) if needed; entry.lock is held."""
+        w = entry.worker
+        if w is not None and w.alive() and w.calls < self.limits.max_calls:
+            return w
+        if w is not None:
+            w.kill()
+            entry.worker = None
+        self._make_room(entry.key)
+        w = Worker(self.limits)
+        self.started += 1
+        try:
+            info = w.request(
+                {
+                    "op": "load",
+                    "path": str(entry.path),
+                    "class_names": list(entry.class_names),
+                    "preprocessing": entry.preprocessing,
+                    "name": _safe_stem(entry.filename),
+                },
+                f"Loading {entry.filename}",
+            )
+        except BaseException:
+            w.kill()
+            raise
+        entry.worker = w
+        if entry.info is None:
+            entry.info = UploadedModel(
+                key=entry.key,
+                name=str(info["name"]),
+                input_shape=tuple(int(v) for v in info["input_shape"]),
+                class_names=[str(c) for c in info["class_names"]],
+                num_classes=int(info["num_classes"]),
+                conv_layers=[str(c) for c in info["conv_layers"]],
+                last_conv_layer=info["last_conv_layer"],
+                head_kind=str(info["head_kind"]),
+                parameters=int(info["parameters"]),
+                pool=self,
+            )
+        return w
+
+    # -- public ------------------------------------------------------------------------------
+    def load(
+        self, data: bytes, filename: str, class_names: Sequence[str] = (), preprocessing: str = "0..1"
+    ) -> UploadedModel:
+        """Check an upload here (archive + config), then load it in a fresh worker; cached by content."""
+        from models.safety import check_archive, check_config, check_suffix
+
+        check_suffix(Path(str(filename)))
+        key = upload_key(data, class_names, preprocessing)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                folder = self.folder / key[:24]
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"{_safe_stem(filename)}.keras"
+                path.write_bytes(data)
+                try:
+                    check_config(check_archive(path), Path(filename).name)
+                except BaseException:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise
+                entry = _Entry(key, path, Path(filename).name, tuple(class_names), preprocessing)
+                self._entries[key] = entry
+            self._entries.move_to_end(key)
+        with entry.lock:
+            if entry.info is None:
+                try:
+                    self._worker_for(entry)
+                except BaseException:
+                    with self._lock:
+                        if self._entries.get(key) is entry:
+                            del self._entries[key]
+                    shutil.rmtree(entry.path.parent, ignore_errors=True)
+                    raise
+        with self._lock:
+            self._evict()
+        assert entry.info is not None
+        return entry.info
+
+    def call(
+        self,
+        key: str,
+        fn_path: str,
+        kwargs: dict[str, Any],
+        progress: Callable[[float, str], None] | None = None,
+    ) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                raise ModelLoadError("This uploaded model was cleared from the server to make room; upload it again.")
+            self._entries.move_to_end(key)
+        what = fn_path.split(":")[-1].replace("_", " ")
+        with entry.lock:
+            worker = self._worker_for(entry)
+            message = {"op": "call", "fn": fn_path, "kwargs": kwargs, "progress": progress is not None}
+            result = worker.request(message, f"Running {what} on {entry.filename}", progress)
+        with self._lock:
+            self._evict()
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            for entry in self._entries.values():
+                if entry.worker is not None:
+                    entry.worker.kill()
+                    entry.worker = None
+            self._entries.clear()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    worker_main()
