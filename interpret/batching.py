@@ -1,0 +1,87 @@
+"""Many forward passes, batched: the shared engine of the perturbation methods.
+
+Occlusion, Score-CAM and LIME all score one picture under many perturbations. Their
+floor is N forward passes at the best batch size, so the perturbed inputs are built
+one batch at a time (never all at once: 5000 copies of a 224x224 picture would not fit
+in memory) and run through one compiled ``tf.function`` per model handle, traced once
+for any batch size. Progress is reported between batches, which is where a superseded
+job is cancelled (``interpret.progress.Cancelled``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from models.device import default_batch_size
+from models.handle import ModelHandle
+
+MakeBatch = Callable[[int, int], np.ndarray]
+ProgressFn = Callable[[float, str], None]
+
+
+def resolve_batch_size(batch_size: int | None) -> int:
+    """``0`` or ``None`` -> the device's default batch (32 on a CPU, 256 on a GPU)."""
+    if batch_size is None or int(batch_size) <= 0:
+        return default_batch_size()
+    return int(batch_size)
+
+
+def compiled_logits(m: ModelHandle) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The handle's logits as a ``tf.function`` traced once for any batch size, cached on the handle."""
+    h, w, c = m.input_shape
+
+    def build():
+        model = m.logits_model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+        def logits(x):
+            return model(x, training=False)
+
+        return logits
+
+    return m.cached("batched_logits", build)
+
+
+def batched_logits(
+    m: ModelHandle,
+    count: int,
+    make_batch: MakeBatch,
+    batch_size: int | None = None,
+    progress: ProgressFn | None = None,
+    message: str = "forward passes",
+    start: float = 0.0,
+    stop: float = 1.0,
+) -> np.ndarray:
+    """Logits (count, K) of ``count`` prepared inputs built batch by batch.
+
+    ``make_batch(i, j)`` returns the prepared inputs i..j-1 as float32 (j - i, H, W, C).
+    ``progress(fraction, message)`` is called before each batch with a fraction running
+    from ``start`` to ``stop``; it may raise ``Cancelled`` to stop the job.
+    """
+    if count < 0:
+        raise ValueError(f"count must be 0 or more; got {count}.")
+    size = resolve_batch_size(batch_size)
+    fn = compiled_logits(m)
+    out = np.empty((count, m.num_classes), dtype=np.float32)
+    for i in range(0, count, size):
+        j = min(i + size, count)
+        if progress is not None:
+            progress(start + (stop - start) * i / max(count, 1), f"{message}: {i}/{count}")
+        batch = np.asarray(make_batch(i, j), dtype=np.float32)
+        if batch.shape != (j - i, *m.input_shape):
+            raise ValueError(f"make_batch({i}, {j}) gave shape {batch.shape}; expected {(j - i, *m.input_shape)}.")
+        out[i:j] = fn(tf.constant(batch)).numpy()
+    if progress is not None:
+        progress(stop, f"{message}: {count}/{count}")
+    return out
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax in float64, returned as float32."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)

@@ -1,0 +1,166 @@
+"""Occlusion: slide a grey (or blurred) patch over the picture and watch the class score.
+
+Zeiler & Fergus (2014), "Visualizing and Understanding Convolutional Networks",
+ECCV, arXiv:1311.2901 (Sec. 4.2, "Occlusion Sensitivity").
+
+Each patch position gives one occluded copy of the input. The map at a pixel is the
+*signed* change of the target logit, ``score(x) - score(occluded x)``, averaged over
+the patches that cover the pixel: positive where hiding the pixel lowers the score
+(evidence for the class), negative where hiding it raises the score. All copies are
+scored in batches through one compiled forward pass (``interpret.batching``).
+
+Patches are placed every ``stride`` pixels from the top-left corner, plus one more row
+and column flush with the bottom and right edges, so every pixel is covered by a full
+patch.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from interpret.batching import batched_logits
+from interpret.explanation import MethodResult
+from interpret.registry import Method, Param, register
+from models.handle import ModelHandle
+
+MAX_MASKS = 4096
+FILLS = ("zero", "mean", "blur")
+
+
+def auto_patch(shape: tuple[int, int]) -> int:
+    """Default patch side: 1/14 of the shorter side (16 px at 224, 2 px at 28)."""
+    return max(1, round(min(shape) / 14))
+
+
+def patch_starts(size: int, patch: int, stride: int) -> list[int]:
+    """Top (or left) edges of the patches along one axis: every ``stride``, plus one flush with the end."""
+    if patch < 1 or stride < 1:
+        raise ValueError(f"Patch ({patch}) and stride ({stride}) must be at least 1 pixel.")
+    if patch > size:
+        raise ValueError(f"The patch ({patch} px) is larger than the model input ({size} px); choose a smaller patch.")
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] != size - patch:
+        starts.append(size - patch)
+    return starts
+
+
+def patch_corners(shape: tuple[int, int], patch: int, stride: int) -> np.ndarray:
+    """(N, 2) top-left corners (row, column) of every patch, row by row."""
+    ys = patch_starts(int(shape[0]), patch, stride)
+    xs = patch_starts(int(shape[1]), patch, stride)
+    n = len(ys) * len(xs)
+    if n > MAX_MASKS:
+        raise ValueError(
+            f"Patch {patch} with stride {stride} on a {shape[0]}x{shape[1]} input makes {n} occluded copies; "
+            f"the cap is {MAX_MASKS}. Choose a larger stride or patch."
+        )
+    return np.array([(y, x) for y in ys for x in xs], dtype=np.int64).reshape(-1, 2)
+
+
+def masks_at(shape: tuple[int, int], corners: np.ndarray, patch: int) -> np.ndarray:
+    """Boolean masks (len(corners), H, W): True inside each patch."""
+    masks = np.zeros((len(corners), int(shape[0]), int(shape[1])), dtype=bool)
+    for k, (y, x) in enumerate(corners):
+        masks[k, y : y + patch, x : x + patch] = True
+    return masks
+
+
+def occlusion_masks(shape: tuple[int, int], patch: int, stride: int) -> np.ndarray:
+    """All occlusion masks for an (H, W) input: bool (N, H, W), True where the patch hides the picture."""
+    return masks_at(shape, patch_corners(shape, patch, stride), patch)
+
+
+def occlusion_map(deltas: np.ndarray, corners: np.ndarray, shape: tuple[int, int], patch: int) -> np.ndarray:
+    """Per-pixel mean of the score changes ``deltas`` (N,) of the patches covering each pixel."""
+    total = np.zeros(shape, dtype=np.float64)
+    count = np.zeros(shape, dtype=np.float64)
+    for d, (y, x) in zip(deltas, corners, strict=True):
+        total[y : y + patch, x : x + patch] += d
+        count[y : y + patch, x : x + patch] += 1.0
+    return (total / np.maximum(count, 1.0)).astype(np.float32)
+
+
+def fill_image(x: np.ndarray, fill: str, patch: int) -> np.ndarray:
+    """What an occluded pixel shows, in the model's input space: zeros, the mean colour, or a blur."""
+    if fill == "zero":
+        return np.zeros_like(x)
+    if fill == "mean":
+        return np.broadcast_to(x.mean(axis=(0, 1), keepdims=True), x.shape).astype(np.float32)
+    if fill == "blur":
+        sigma = max(1.0, patch / 2.0)
+        return cv2.GaussianBlur(x, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT).reshape(x.shape)
+    raise ValueError(f"fill={fill!r}: choose one of {', '.join(FILLS)}.")
+
+
+def occlusion(
+    m: ModelHandle,
+    x: np.ndarray,
+    target: int,
+    patch: int = 0,
+    stride: int = 0,
+    fill: str = "zero",
+    batch_size: int = 0,
+    progress=None,
+    **_,
+) -> MethodResult:
+    shape = m.input_shape[:2]
+    patch = patch or auto_patch(shape)
+    stride = stride or patch
+    if stride > patch:
+        raise ValueError(
+            f"stride={stride} is larger than patch={patch}: some pixels would never be hidden. "
+            "Choose a stride no larger than the patch."
+        )
+    corners = patch_corners(shape, patch, stride)
+    image = np.asarray(x[0], dtype=np.float32)
+    filler = fill_image(image, fill, patch)
+
+    def make_batch(i: int, j: int) -> np.ndarray:
+        # item 0 is the picture itself (the baseline score); items 1.. are the occluded copies
+        lo = max(i, 1) - 1
+        hidden = masks_at(shape, corners[lo : j - 1], patch)[..., None]
+        batch = np.where(hidden, filler, image)
+        return np.concatenate([image[None], batch]) if i == 0 else batch
+
+    logits = batched_logits(m, len(corners) + 1, make_batch, batch_size, progress, "occlusion")
+    scores = logits[:, target]
+    deltas = scores[0] - scores[1:]
+    heat = occlusion_map(deltas, corners, shape, patch)
+    extras = {
+        "baseline_score": float(scores[0]),
+        "scores": scores[1:],
+        "corners": corners,
+        "patch": patch,
+        "stride": stride,
+    }
+    return MethodResult(heat, extras)
+
+
+register(
+    Method(
+        name="occlusion",
+        title="Occlusion",
+        fn=occlusion,
+        paper="Zeiler & Fergus 2014",
+        kind="perturbation",
+        signed=True,
+        params=(
+            Param(
+                "patch",
+                "int",
+                0,
+                "Side of the square patch in model-input pixels; 0 = 1/14 of the input side.",
+                0,
+                512,
+                1,
+            ),
+            Param("stride", "int", 0, "Step between patch positions in pixels; 0 = the patch size.", 0, 512, 1),
+            Param(
+                "fill", "choice", "zero", "What hides the patch: zero input, the mean colour, or a blur.", choices=FILLS
+            ),
+            Param("batch_size", "int", 0, "Occluded copies per forward pass; 0 = the device's default.", 0, 1024, 1),
+        ),
+        summary="Score drop when a patch hides each region (positive: the region supports the class).",
+    )
+)

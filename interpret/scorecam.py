@@ -1,0 +1,152 @@
+"""Score-CAM: conv feature maps weighted by how much each one, used as a mask, keeps the class score.
+
+Wang, Wang, Du, Yang, Zhang, Ding, Mardziel & Hu (2020), "Score-CAM: Score-Weighted
+Visual Explanations for Convolutional Neural Networks", CVPR workshops, arXiv:1910.01279.
+
+Algorithm 1 of the paper: each channel A_k of the chosen layer is upsampled to the input
+size and min-max normalised to 0..1 (H_k); the input is multiplied by each H_k and the
+masked copies are scored in batches; the weights are a softmax over the channels of the
+target logits, ``alpha_k = softmax_k(f_c(x * H_k) - f_c(x_b))`` (the baseline term is
+the same for every channel, so it cancels); the map is ``ReLU(sum_k alpha_k A_k)``.
+
+``weighting="probability"`` uses the authors' released code instead, which weights each
+channel by the softmax-over-classes probability of the target, ``p_c(x * H_k)``; this is
+also what tf-keras-vis's ``Scorecam`` computes.
+
+``max_channels`` caps the number of masked copies (Faster Score-CAM, as in tf-keras-vis's
+``max_N``): when the layer has more channels, the ones whose activation map has the
+largest spatial standard deviation are kept.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from interpret.batching import batched_logits, softmax
+from interpret.explanation import MethodResult
+from interpret.registry import Method, Param, register
+from models.handle import ModelHandle
+
+EPSILON = 1e-7  # keras.backend.epsilon(), as in tf-keras-vis's normalisation
+WEIGHTINGS = ("softmax over channels", "probability")
+
+
+def select_channels(activations: np.ndarray, max_channels: int) -> np.ndarray:
+    """Indices of the channels of (h, w, K) activations to use: all, or the ``max_channels`` with the largest spatial std."""
+    k = activations.shape[-1]
+    if max_channels < 1:
+        raise ValueError(f"max_channels must be at least 1; got {max_channels}.")
+    if k <= max_channels:
+        return np.arange(k)
+    spread = activations.reshape(-1, k).std(axis=0)
+    return np.argsort(-spread, kind="stable")[:max_channels]
+
+
+def upsampled_masks(activations: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, k) activations -> (k, H, W) masks: bilinear upsampling, then min-max normalised per channel."""
+    h, w = int(size[0]), int(size[1])
+    maps = np.stack(
+        [cv2.resize(activations[..., i], (w, h), interpolation=cv2.INTER_LINEAR) for i in range(activations.shape[-1])]
+    )
+    lo = maps.min(axis=(1, 2), keepdims=True)
+    hi = maps.max(axis=(1, 2), keepdims=True)
+    return ((maps - lo) / (hi - lo + EPSILON)).astype(np.float32)
+
+
+def scorecam_weights(masked_logits: np.ndarray, target: int, weighting: str = "softmax over channels") -> np.ndarray:
+    """(k, K) logits of the k masked copies -> (k,) channel weights."""
+    if weighting == "softmax over channels":
+        return softmax(masked_logits[:, target], axis=0)
+    if weighting == "probability":
+        return softmax(masked_logits, axis=-1)[:, target]
+    raise ValueError(f"weighting={weighting!r}: choose one of {', '.join(WEIGHTINGS)}.")
+
+
+def scorecam_map(activations: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ReLU(sum_k w_k A_k) over (h, w, k) activations."""
+    return np.maximum(np.tensordot(activations, weights, axes=([-1], [0])), 0.0).astype(np.float32)
+
+
+def layer_activations(m: ModelHandle, x: np.ndarray, layer: str) -> np.ndarray:
+    """Activations of ``layer`` for a prepared batch, through a compiled function cached per layer."""
+    h, w, c = m.input_shape
+
+    def build():
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+        def acts(batch):
+            _, tapped = m.run(batch, taps=(layer,))
+            return tapped[layer]
+
+        return acts
+
+    fn = m.cached(("activations", layer), build)
+    return fn(tf.constant(x, tf.float32)).numpy()
+
+
+def scorecam(
+    m: ModelHandle,
+    x: np.ndarray,
+    target: int,
+    layer: str | None = None,
+    max_channels: int = 64,
+    weighting: str = "softmax over channels",
+    batch_size: int = 0,
+    progress=None,
+    **_,
+) -> MethodResult:
+    layer = layer or m.last_conv_layer
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting={weighting!r}: choose one of {', '.join(WEIGHTINGS)}.")
+    acts = layer_activations(m, x, layer)[0].astype(np.float32)
+    channels = select_channels(acts, int(max_channels))
+    kept = acts[..., channels]
+    size = m.input_shape[:2]
+    image = np.asarray(x[0], dtype=np.float32)
+
+    def make_batch(i: int, j: int) -> np.ndarray:
+        return image[None] * upsampled_masks(kept[..., i:j], size)[..., None]
+
+    logits = batched_logits(m, len(channels), make_batch, batch_size, progress, "Score-CAM masks")
+    weights = scorecam_weights(logits, target, weighting)
+    extras = {
+        "channels": channels,
+        "weights": weights,
+        "masked_scores": logits[:, target],
+        "layer_map_shape": acts.shape[:2],
+    }
+    return MethodResult(scorecam_map(kept, weights), extras)
+
+
+register(
+    Method(
+        name="scorecam",
+        title="Score-CAM",
+        fn=scorecam,
+        paper="Wang et al. 2020",
+        kind="cam",
+        uses_layer=True,
+        params=(
+            Param(
+                "max_channels",
+                "int",
+                64,
+                "Masked copies to score: the layer's channels with the most varied maps (all if fewer).",
+                1,
+                4096,
+                1,
+            ),
+            Param(
+                "weighting",
+                "choice",
+                "softmax over channels",
+                "Channel weights: softmax of the target logits over channels (the paper), "
+                "or the target's class probability (the authors' code, tf-keras-vis).",
+                choices=WEIGHTINGS,
+            ),
+            Param("batch_size", "int", 0, "Masked copies per forward pass; 0 = the device's default.", 0, 1024, 1),
+        ),
+        summary="Each feature map used as a mask on the picture; maps that keep the class score weigh more.",
+    )
+)
