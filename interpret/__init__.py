@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 # Each import registers one method in METHODS, in the order the UI lists them.
-from interpret import gradcam, saliency  # noqa: F401
+from interpret import saliency, smoothgrad, integrated_gradients, guided_backprop, occlusion  # noqa: F401  # isort: skip
+from interpret import cam, gradcam, gradcam_plus_plus, guided_gradcam, scorecam, lime_superpixels  # noqa: F401  # isort: skip
 from interpret.core import explain
 from interpret.explanation import Explanation
 from interpret.progress import Cancelled, Progress
