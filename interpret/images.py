@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 MAX_PIXELS = int(os.environ.get("CNN_LENS_MAX_PIXELS", 40_000_000))
 MAX_BYTES = int(os.environ.get("CNN_LENS_MAX_IMAGE_BYTES", 50_000_000))
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 class ImageError(ValueError):
@@ -31,7 +32,9 @@ def _open(data: bytes | str | os.PathLike | io.IOBase) -> tuple[bytes, str]:
         if not path.is_file():
             raise ImageError(f"No such image file: {path}")
         if path.stat().st_size > MAX_BYTES:
-            raise ImageError(f"{path.name} is {path.stat().st_size / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
+            raise ImageError(
+                f"{path.name} is {path.stat().st_size / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB."
+            )
         return path.read_bytes(), path.name
     if hasattr(data, "read"):
         data = data.read(MAX_BYTES + 1)
@@ -50,9 +53,17 @@ def _to_plain(img: Image.Image) -> Image.Image:
         return img
     if mode == "1":
         return img.convert("L")
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    if mode in SIXTEEN_BIT:
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        return Image.fromarray(np.clip(arr / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if mode == "I":  # 32-bit integer: 16-bit data from some decoders, else scaled by its range
+        arr = np.asarray(img, dtype=np.float64)
+        top = (
+            255.0 if arr.max() <= 255 and arr.min() >= 0 else 65535.0 if arr.max() <= 65535 and arr.min() >= 0 else None
+        )
+        if top is None:
+            lo, hi = arr.min(), arr.max()
+            arr, top = arr - lo, (hi - lo) or 1.0
         return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if mode == "F":
         arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
@@ -62,7 +73,10 @@ def _to_plain(img: Image.Image) -> Image.Image:
     if mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
         mode = img.mode
-    if mode in ("LA", "La", "PA"):
+    if mode in ("LA", "La"):  # grayscale with alpha stays grayscale, composited on white
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img.convert("RGBA")).convert("L")
+    if mode == "PA":
         img = img.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "RGBa"):
@@ -73,44 +87,42 @@ def _to_plain(img: Image.Image) -> Image.Image:
 
 def read_image(data: bytes | str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Bytes, a file object or a path -> uint8 (H, W, 3) RGB or (H, W) grayscale."""
-    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    max_pixels = int(os.environ.get("CNN_LENS_MAX_PIXELS", MAX_PIXELS)) if max_pixels is None else max_pixels
     raw, label = _open(data)
     if not raw:
         raise ImageError(f"{label} is empty.")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(raw), formats=ALLOWED_FORMATS)
-        except UnidentifiedImageError as exc:
-            raise ImageError(
-                f"{label} is not an image CNN Lens can read. Use one of: {', '.join(ALLOWED_FORMATS)}."
-            ) from exc
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(f"{label} declares too many pixels to decode safely.") from exc
-        except Exception as exc:  # Pillow raises many types on hostile headers
-            raise ImageError(f"{label} could not be read as an image ({type(exc).__name__}: {exc}).") from exc
-        width, height = img.size
-        if width <= 0 or height <= 0:
-            raise ImageError(f"{label} has no pixels ({width}x{height}).")
-        if width * height > max_pixels:
-            raise ImageError(
-                f"{label} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
-                f"{max_pixels / 1e6:.0f} MP. Downscale it first."
-            )
-        previous = ImageFile.LOAD_TRUNCATED_IMAGES
-        try:
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
-            img.seek(0)
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            img = _to_plain(img)
-            arr = np.array(img)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(f"{label} is damaged or truncated and could not be decoded ({exc}).") from exc
-        except (Image.DecompressionBombError, MemoryError) as exc:
-            raise ImageError(f"{label} is too large to decode.") from exc
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    try:
+        img = Image.open(io.BytesIO(raw), formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError as exc:
+        raise ImageError(
+            f"{label} is not an image CNN Lens can read. Use one of: {', '.join(ALLOWED_FORMATS)}."
+        ) from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(
+            f"{label} declares too many pixels to decode safely; the limit is {max_pixels / 1e6:.0f} MP."
+        ) from exc
+    except Exception as exc:  # Pillow raises many types on hostile headers
+        raise ImageError(f"{label} could not be read as an image ({type(exc).__name__}: {exc}).") from exc
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{label} has no pixels ({width}x{height}).")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
+            f"{max_pixels / 1e6:.0f} MP (CNN_LENS_MAX_PIXELS). Downscale it first."
+        )
+    # Strict decoding: a truncated file is an error (this is Pillow's default; never relaxed here).
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        img.seek(0)  # the first frame of an animation
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        img = _to_plain(img)
+        arr = np.array(img)
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise ImageError(f"{label} is damaged or truncated and could not be decoded ({exc}).") from exc
+    except (Image.DecompressionBombError, MemoryError) as exc:
+        raise ImageError(f"{label} is too large to decode.") from exc
     if arr.dtype != np.uint8:
         arr = arr.astype(np.uint8)
     return arr

@@ -312,7 +312,8 @@ class Worker:
             if not chunk:
                 code = self.process.wait(timeout=10)
                 self.kill()
-                raise WorkerKilled(f"{what} failed: the model's worker process stopped (exit code {code}).")
+                why = f"signal {-code}; it may have run out of memory" if code < 0 else f"exit code {code}"
+                raise WorkerKilled(f"{what} failed: the model's worker process stopped ({why}).")
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
