@@ -17,6 +17,12 @@ st.set_page_config(page_title="CNN Lens", page_icon="🔍", layout="wide")
 
 PAGES = [
     st.Page(str(ROOT / "app" / "pages" / "explain.py"), title="Explain", icon="🔥", default=True),
+    st.Page(str(ROOT / "app" / "pages" / "compare.py"), title="Compare", icon="🧮"),
+    st.Page(str(ROOT / "app" / "pages" / "filters.py"), title="Filters", icon="🧩"),
+    st.Page(str(ROOT / "app" / "pages" / "activations.py"), title="Activations", icon="🗺️"),
+    st.Page(str(ROOT / "app" / "pages" / "patches.py"), title="Top patches", icon="🔎"),
+    st.Page(str(ROOT / "app" / "pages" / "feature_visualization.py"), title="Feature visualisation", icon="🎨"),
+    st.Page(str(ROOT / "app" / "pages" / "model.py"), title="Model", icon="🧱"),
 ]
 
 navigation = st.navigation(PAGES)

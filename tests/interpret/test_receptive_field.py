@@ -114,3 +114,14 @@ def test_nested_models_are_reached(tiny, handle_of):
     assert layer_receptive_field(m, "base/relu1").size == (3, 3)
     with pytest.raises(ValueError, match="No layer"):
         layer_receptive_field(m, "nope")
+
+
+def test_model_summary_names_preprocessing_head_and_classes(tiny, handle_of):
+    from interpret.receptive_field import model_summary
+
+    m = handle_of(tiny.conv_softmax(), class_names=["a", "b", "c"], preprocessing="-1..1")
+    s = model_summary(m)
+    assert s.input_shape == (12, 12, 3) and s.preprocessing == "-1..1"
+    assert "softmax" in s.head and s.class_names == ["a", "b", "c"]
+    assert s.total_params == sum(r.params for r in s.layers)
+    assert [r.path for r in s.layers] == ["conv1", "conv2", "gap", "predictions"]

@@ -1,0 +1,153 @@
+"""Compare: several methods side by side for several classes, like the lecture's Cat/Dog figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from app import compute, sidebar, superseding, widgets
+from interpret import METHODS, Cancelled
+from interpret.compare import CompareGrid, compare, default_targets, grid_png, grid_zip, panel_scales
+from interpret.overlay import overlay
+from models import ModelHandle
+
+LECTURE_METHODS = ("guided_backprop", "gradcam", "guided_gradcam", "occlusion")
+PER_PANEL = "Each panel on its own"
+SHARED = "Shared by the classes of a method"
+
+
+@st.cache_data(max_entries=64, ttl="2h", show_spinner=False)
+def top_classes(model_key: str, image_key: str, _model: ModelHandle, _image: np.ndarray, k: int = 5) -> list[int]:
+    return compute.run(_model, default_targets, image=_image, k=k)
+
+
+@st.cache_data(max_entries=8, ttl="1h", show_spinner=False)
+def grid_of(
+    model_key: str,
+    image_key: str,
+    methods: tuple,
+    targets: tuple,
+    layer: str | None,
+    params: tuple,
+    _model,
+    _image,
+    _cancel,
+) -> CompareGrid:
+    bar = st.progress(0.0, text="Computing the grid...")
+    progress = superseding.progress_for(lambda f, msg: bar.progress(f, text=msg), _cancel)
+    result = compute.run(
+        _model,
+        compare,
+        image=_image,
+        methods=list(methods),
+        targets=list(targets),
+        layer=layer,
+        params={name: dict(p) for name, p in params},
+        progress=progress,
+    )
+    bar.empty()
+    return result
+
+
+# ---------------------------------------------------------------- the page
+choice = sidebar.current()
+st.header("Compare methods and classes")
+if choice.model is None or choice.image is None:
+    st.info("Pick a model and a picture in the sidebar.")
+    st.stop()
+m, image = choice.model, choice.image
+if not m.conv_layers:
+    st.warning(f"{m.name} has no layer with a spatial (H, W, C) output, so the CAM methods cannot be compared.")
+    st.stop()
+
+top = top_classes(choice.model_key, choice.image_key, m, image)
+names = list(METHODS)
+with st.expander("What to compare", expanded=True):
+    pick_methods, pick_classes = st.columns(2)
+    methods = pick_methods.multiselect(
+        "Methods (rows)",
+        names,
+        default=[n for n in LECTURE_METHODS if n in METHODS],
+        format_func=lambda n: METHODS[n].title,
+        key="compare:methods",
+    )
+    targets = pick_classes.multiselect(
+        "Classes (columns)",
+        list(range(m.num_classes)),
+        default=top[:2],
+        format_func=lambda i: m.class_names[i],
+        max_selections=6,
+        key=f"compare:targets:{choice.model_key}:{choice.image_key}",
+        help="Defaults to the model's two most likely classes.",
+    )
+    layer_col, scale_col = st.columns(2)
+    layer = layer_col.selectbox(
+        "Layer for the CAM methods",
+        m.conv_layers,
+        index=len(m.conv_layers) - 1,
+        key=f"compare:layer:{choice.model_key}",
+    )
+    scaling = scale_col.radio("Colour scale", (PER_PANEL, SHARED), key="compare:scaling", horizontal=True)
+    params = {}
+    for name in methods:
+        if METHODS[name].params:
+            with st.popover(f"{METHODS[name].title} parameters"):
+                params[name] = widgets.method_params(METHODS[name], "compare")
+    alpha, cmap = widgets.overlay_controls("compare")
+
+if not methods or not targets:
+    st.info("Choose at least one method and one class.")
+    st.stop()
+
+cancel = superseding.supersede(st.session_state, "compare:job")
+try:
+    grid = grid_of(
+        choice.model_key,
+        choice.image_key,
+        tuple(methods),
+        tuple(targets),
+        layer,
+        tuple((name, tuple(sorted(p.items()))) for name, p in params.items()),
+        m,
+        image,
+        cancel,
+    )
+except Cancelled:
+    st.stop()
+except ValueError as exc:
+    st.error(str(exc))
+    st.stop()
+
+shared = scaling == SHARED
+scales = panel_scales(grid, shared)
+header = st.columns(len(grid.targets) + 1)
+header[0].markdown("**Input**")
+for col, name in zip(header[1:], grid.target_names, strict=True):
+    col.markdown(f"**{name}**")
+for method in grid.methods:
+    row = st.columns(len(grid.targets) + 1)
+    row[0].image(image, caption=METHODS[method].title, width="stretch", clamp=True)
+    for col, t in zip(row[1:], grid.targets, strict=True):
+        p = grid.panel(method, t)
+        picture = overlay(image, p.heatmap, alpha=alpha, cmap=cmap, signed=p.signed, vmax=scales[(method, t)])
+        col.image(picture, caption=f"{p.title}: {p.target_name}", width="stretch")
+st.caption(
+    "Shared colour scale: one scale for the classes of each method, so their strengths compare; methods keep "
+    "their own, since their units differ. " + (f"CAM layer: {grid.layer}." if grid.layer else "")
+)
+
+png, bundle = st.columns(2)
+png.download_button(
+    "Download grid (PNG)",
+    grid_png(grid, image, shared=shared, alpha=alpha, cmap=cmap),
+    file_name="compare_grid.png",
+    mime="image/png",
+    key="compare:png",
+)
+bundle.download_button(
+    "Download heatmaps (zip of NPZ + JSON)",
+    grid_zip(grid, model_name=m.name, image_label=choice.image_label),
+    file_name="compare_heatmaps.zip",
+    mime="application/zip",
+    key="compare:zip",
+)
