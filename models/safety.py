@@ -104,12 +104,12 @@ def _check_entry(info: zipfile.ZipInfo, label: str, limits: Limits) -> None:
         raise UnsafeModelError(f"{label}: refused, the archive entry {name!r} is encrypted.")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise UnsafeModelError(f"{label}: refused, the archive entry {name!r} uses an unexpected compression method.")
-    if name not in ALLOWED_ENTRIES and not (name.startswith(ALLOWED_PREFIXES) and not info.is_dir()):
-        if not (info.is_dir() and name.startswith(ALLOWED_PREFIXES[0].rstrip("/"))):
-            raise UnsafeModelError(
-                f"{label}: refused, unexpected entry {name!r} in a .keras archive "
-                f"(expected {', '.join(sorted(ALLOWED_ENTRIES))} and assets/)."
-            )
+    allowed = name in ALLOWED_ENTRIES or name.startswith(ALLOWED_PREFIXES) or (info.is_dir() and name == "assets/")
+    if not allowed:
+        raise UnsafeModelError(
+            f"{label}: refused, unexpected entry {name!r} in a .keras archive "
+            f"(expected {', '.join(sorted(ALLOWED_ENTRIES))} and assets/)."
+        )
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > MB and ratio > limits.max_compression_ratio:
         raise UnsafeModelError(

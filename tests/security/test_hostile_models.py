@@ -6,6 +6,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import hostile_models as hostile
 import keras
 import numpy as np
 import pytest
@@ -13,7 +14,6 @@ import pytest
 import models
 from models.errors import ModelLoadError, UnsafeModelError
 from models.safety import Limits, check_archive, check_config, check_file, check_weights
-import hostile_models as hostile
 
 CODE_CASES = [
     "top-level Lambda",
