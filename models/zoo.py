@@ -33,7 +33,9 @@ class ZooEntry:
 ZOO: dict[str, ZooEntry] = {
     "mobilenet_v2": ZooEntry("MobileNetV2", apps.MobileNetV2, apps.mobilenet_v2.preprocess_input, 224, "-1..1"),
     "vgg16": ZooEntry("VGG16", apps.VGG16, apps.vgg16.preprocess_input, 224, "BGR, ImageNet mean subtracted"),
-    "resnet50": ZooEntry("ResNet50", apps.ResNet50, apps.resnet50.preprocess_input, 224, "BGR, ImageNet mean subtracted"),
+    "resnet50": ZooEntry(
+        "ResNet50", apps.ResNet50, apps.resnet50.preprocess_input, 224, "BGR, ImageNet mean subtracted"
+    ),
     "efficientnet_b0": ZooEntry(
         "EfficientNetB0", apps.EfficientNetB0, apps.efficientnet.preprocess_input, 224, "0..255 (rescaled inside)"
     ),
@@ -42,7 +44,18 @@ ZOO: dict[str, ZooEntry] = {
 
 
 def keras_cache_dir() -> str:
-    return os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models")
+    """Where Keras looks for downloaded weights: ``<keras home>/models``.
+
+    Keras reads ``KERAS_HOME`` once, when it is imported (and falls back to /tmp/.keras when
+    the home folder is not writable), so ask Keras rather than the environment.
+    """
+    try:
+        from keras.src.backend.config import keras_home
+
+        home = keras_home()
+    except ImportError:  # a Keras without this private accessor
+        home = os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras"))
+    return os.path.join(home, "models")
 
 
 def _offline_message(title: str, exc: Exception) -> str:
