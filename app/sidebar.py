@@ -6,7 +6,7 @@ by ``app/main.py`` before the page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import streamlit as st
@@ -29,6 +29,12 @@ class Choice:
     image: np.ndarray | None = None
     image_bytes: bytes = b""
     image_label: str = ""
+    image_key: str = ""  # SHA-256 of image_bytes: what result caches key the picture on
+    problems: list[str] = field(default_factory=list)  # bad input, in words a person can act on
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and self.image is not None
 
 
 def _choose_model() -> tuple[ModelHandle | None, str]:
@@ -66,10 +72,10 @@ def _choose_image(model: ModelHandle | None) -> tuple[np.ndarray | None, bytes, 
     source = st.radio("Picture", IMAGE_SOURCES, key="image_source")
     if source == IMAGE_SOURCES[0]:
         channels = model.input_shape[2] if model else 3
-        entry = st.selectbox("Sample", gallery.samples_for(channels), key="sample")
+        entry = st.selectbox("Sample", gallery.samples_for(channels), format_func=gallery.label, key="sample")
         picture, data = gallery.load_sample(entry)
-        st.image(picture, caption=entry, width=120)
-        return picture, data, entry
+        st.image(picture, caption=entry.partition(": ")[2], width=120)
+        return picture, data, entry.partition(": ")[2]
     if source == IMAGE_SOURCES[1]:
         upload = st.file_uploader("Picture", type=None, key="image_upload", help="PNG, JPEG, GIF, BMP, TIFF or WebP")
         if upload is None:
@@ -91,11 +97,19 @@ def render() -> Choice:
         try:
             choice.model, choice.model_key = _choose_model()
         except ValueError as exc:  # ModelLoadError, UnsafeModelError, bad class names
+            choice.problems.append(f"Model: {exc}")
             st.error(str(exc))
+        if choice.model is not None:
+            h, w, c = choice.model.input_shape
+            st.caption(f"Input {h}×{w}×{c}, {choice.model.num_classes} classes.")
+        st.divider()
         try:
             choice.image, choice.image_bytes, choice.image_label = _choose_image(choice.model)
-        except ValueError as exc:  # ImageError
+            choice.image_key = sources.digest(choice.image_bytes) if choice.image is not None else ""
+        except ValueError as exc:  # ImageError: not an image, corrupt, too large
+            choice.problems.append(f"Picture: {exc}")
             st.error(str(exc))
+        st.divider()
         st.caption(f"Device: {describe_device()}")
     st.session_state["choice"] = choice
     return choice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import streamlit as st
@@ -9,31 +10,73 @@ import streamlit as st
 from interpret.overlay import COLORMAPS
 from interpret.registry import Method, Param
 
+# Signed maps (occlusion, integrated gradients, LIME) keep zero in the middle of a diverging map.
+DIVERGING = ("coolwarm", "bwr", "seismic", "RdBu_r", "PiYG")
+SEQUENTIAL = tuple(c for c in COLORMAPS if c not in DIVERGING)
+
+
+def label(p: Param) -> str:
+    return p.name.replace("_", " ").capitalize()
+
 
 def param_widget(p: Param, key: str) -> Any:
+    """One widget drawn from a ``Param`` spec; its bounds are the registry's caps."""
     if p.kind == "bool":
-        return st.checkbox(p.name.replace("_", " "), value=p.default, help=p.help, key=key)
+        return st.checkbox(label(p), value=bool(p.default), help=p.help or None, key=key)
     if p.kind == "choice":
-        return st.selectbox(p.name.replace("_", " "), p.choices, index=p.choices.index(p.default), help=p.help, key=key)
+        return st.selectbox(label(p), p.choices, index=p.choices.index(p.default), help=p.help or None, key=key)
+    if p.kind == "float" and p.min is not None and p.max is not None and p.max - p.min <= 1.0:
+        step = float(p.step) if p.step is not None else round((p.max - p.min) / 100, 6)
+        return st.slider(
+            label(p), float(p.min), float(p.max), float(p.default), step=step, help=p.help or None, key=key
+        )
     cast = int if p.kind == "int" else float
     return st.number_input(
-        p.name.replace("_", " "),
+        label(p),
         min_value=cast(p.min) if p.min is not None else None,
         max_value=cast(p.max) if p.max is not None else None,
         value=cast(p.default),
         step=cast(p.step) if p.step is not None else (1 if p.kind == "int" else None),
-        help=p.help,
+        help=p.help or None,
         key=key,
     )
 
 
+def applies_to(p: Param, chosen: dict[str, Any], method: Method) -> bool:
+    """Whether ``p`` matters for the choices made so far.
+
+    A parameter whose help starts with values of an earlier choice parameter
+    ("slic: ...", "slic and felzenszwalb: ...") only matters when one of them is chosen;
+    hiding the others keeps LIME's panel short. Hidden parameters keep their defaults.
+    """
+    head, sep, _ = p.help.partition(":")
+    if not sep:
+        return True
+    words = {w for w in re.split(r"[\s,/]+", head.strip()) if w and w not in ("and", "or")}
+    for q in method.params:
+        if q.kind == "choice" and q.name in chosen and words and words <= {str(c) for c in q.choices}:
+            return str(chosen[q.name]) in words
+    return True
+
+
 def method_params(method: Method, prefix: str) -> dict[str, Any]:
-    """One widget per parameter of ``method``; returns their values."""
-    return {p.name: param_widget(p, f"{prefix}:{method.name}:{p.name}") for p in method.params}
+    """One widget per parameter of ``method`` that applies; returns their values. Keys are per method."""
+    chosen: dict[str, Any] = {}
+    for p in method.params:
+        if applies_to(p, chosen, method):
+            chosen[p.name] = param_widget(p, f"{prefix}:{method.name}:{p.name}")
+    return chosen
 
 
-def overlay_controls(prefix: str) -> tuple[float, str]:
+def overlay_controls(prefix: str, signed: bool = False) -> tuple[float, str]:
+    """Opacity and colormap; a signed map is offered diverging colormaps centred on zero."""
     col1, col2 = st.columns(2)
-    alpha = col1.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}:alpha")
-    cmap = col2.selectbox("Colormap", COLORMAPS, key=f"{prefix}:cmap")
+    alpha = col1.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}:alpha", help="0 shows the picture only.")
+    options = DIVERGING if signed else SEQUENTIAL
+    cmap = col2.selectbox(
+        "Colormap",
+        options,
+        key=f"{prefix}:cmap:{'signed' if signed else 'unsigned'}",
+        help="Red raises the class score, blue lowers it." if signed else "Bright/red marks what mattered most.",
+    )
     return alpha, cmap

@@ -2,83 +2,216 @@
 
 from __future__ import annotations
 
+import io
+import threading
+
+import cv2
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import compute, sidebar, widgets
-from interpret import METHODS, Explanation, explain
+from app import compute, sidebar, superseding, widgets
+from interpret import METHODS, Cancelled, Explanation, Method, explain
 from interpret.images import encode_png
-from interpret.overlay import overlay
+from interpret.lime_superpixels import boundaries
+from interpret.overlay import as_rgb, overlay
 from models import ModelHandle
+from models.preprocessing import resize_map
+
+DEFAULT_METHOD = "gradcam"  # fast, and what most students expect first
+DISPLAY_MAX_SIDE = 1600  # larger pictures are shown (and downloaded) scaled down to this
+DISPLAY_MIN_SIDE = 320  # tiny pictures (28x28 Fashion-MNIST) are enlarged with crisp pixels
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def top_predictions(model_key: str, image_bytes: bytes, _model: ModelHandle, _image: np.ndarray, k: int = 5):
+@st.cache_data(max_entries=64, ttl="2h", show_spinner=False)
+def top_predictions(model_key: str, image_key: str, _model: ModelHandle, _image: np.ndarray, k: int = 5):
     return compute.run(_model, compute.top_k, image=_image, k=k)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=24, ttl="1h", show_spinner=False)
 def explanation(
-    model_key: str, image_bytes: bytes, method: str, target: int, layer: str | None, params: tuple, _model, _image
+    model_key: str,
+    image_key: str,
+    method: str,
+    target: int,
+    layer: str | None,
+    params: tuple,
+    _model: ModelHandle,
+    _image: np.ndarray,
+    _cancel: threading.Event,
 ) -> Explanation:
-    return compute.run(_model, explain, image=_image, method=method, target=target, layer=layer, **dict(params))
+    """One explanation, cached on the model, the picture's hash and every choice that shapes it."""
+    title = METHODS[method].title
+    bar = st.progress(0.0, text=f"{title}: starting...")
+    progress = superseding.progress_for(
+        lambda fraction, message: bar.progress(fraction, text=message or title), _cancel
+    )
+    result = compute.run(
+        _model, explain, image=_image, method=method, target=target, layer=layer, progress=progress, **dict(params)
+    )
+    bar.empty()
+    return result
 
 
-def prediction_chart(top: list[tuple[int, str, float]]) -> go.Figure:
-    names = [name for _, name, _ in top][::-1]
-    probs = [p for _, _, p in top][::-1]
-    fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", text=[f"{p:.1%}" for p in probs], textposition="auto"))
-    fig.update_layout(height=260, margin=dict(l=0, r=0, t=10, b=0), xaxis=dict(range=[0, 1], title="probability"))
+def prediction_chart(top: list[tuple[int, str, float]], highlight: int) -> go.Figure:
+    top = top[::-1]
+    colours = ["#d62728" if i == highlight else "#1f77b4" for i, _, _ in top]
+    fig = go.Figure(
+        go.Bar(
+            x=[p for _, _, p in top],
+            y=[name for _, name, _ in top],
+            orientation="h",
+            marker_color=colours,
+            text=[f"{p:.1%}" for _, _, p in top],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        height=60 + 34 * len(top), margin=dict(l=0, r=10, t=10, b=0), xaxis=dict(range=[0, 1], title="probability")
+    )
     return fig
 
 
+def display_size(height: int, width: int) -> tuple[int, int]:
+    """The size pictures are drawn at: big ones scaled down, tiny ones scaled up by a whole factor."""
+    side = max(height, width)
+    if side > DISPLAY_MAX_SIDE:
+        scale = DISPLAY_MAX_SIDE / side
+        return max(1, round(height * scale)), max(1, round(width * scale))
+    if side < DISPLAY_MIN_SIDE:
+        factor = -(-DISPLAY_MIN_SIDE // side)
+        return height * factor, width * factor
+    return height, width
+
+
+def fit(picture: np.ndarray, height: int, width: int) -> np.ndarray:
+    rgb = as_rgb(picture)
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    shrinking = height < rgb.shape[0]
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_NEAREST)
+
+
+def method_label(name: str) -> str:
+    return METHODS[name].title
+
+
+def describe(method: Method) -> str:
+    return f"{method.summary} *{method.paper}.*" if method.summary else f"*{method.paper}.*"
+
+
+def heatmap_npy(e: Explanation) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, e.heatmap)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- the page
 choice = sidebar.current()
 st.header("Explain a prediction")
-if choice.model is None or choice.image is None:
+if not choice.ready:
+    for problem in choice.problems:
+        st.error(problem)
     st.info("Pick a model and a picture in the sidebar.")
     st.stop()
 
-m, image = choice.model, choice.image
-top = top_predictions(choice.model_key, choice.image_bytes, m, image)
+# A new run of this page supersedes the job the previous run started.
+cancel = superseding.supersede(st.session_state, "explain:job")
 
-left, right = st.columns([1, 1])
-with left:
-    st.subheader("Top-5 predictions")
-    st.plotly_chart(prediction_chart(top), width="stretch")
-with right:
-    st.subheader("Settings")
-    classes = list(range(m.num_classes))
+m, image = choice.model, choice.image
+top = top_predictions(choice.model_key, choice.image_key, m, image)
+top_names = {i: p for i, _, p in top}
+
+settings, results = st.columns([1, 2], gap="large")
+with settings:
+    st.subheader("What to explain")
     target = st.selectbox(
         "Target class",
-        classes,
+        range(m.num_classes),
         index=top[0][0],
-        format_func=lambda i: f"{i}: {m.class_names[i]}",
-        key="explain:target",
+        format_func=lambda i: f"{m.class_names[i]} ({top_names[i]:.0%})" if i in top_names else m.class_names[i],
+        key=f"explain:target:{choice.model_key}:{choice.image_key}",
+        help="Defaults to the model's top-1 class. Type to search.",
     )
-    method_name = st.selectbox("Method", list(METHODS), format_func=lambda k: METHODS[k].title, key="explain:method")
+    names = list(METHODS)
+    method_name = st.selectbox(
+        "Method",
+        names,
+        index=names.index(DEFAULT_METHOD) if DEFAULT_METHOD in names else 0,
+        format_func=method_label,
+        key="explain:method",
+    )
     method = METHODS[method_name]
+    st.caption(describe(method))
     layer = None
     if method.uses_layer:
-        layer = st.selectbox("Layer", m.conv_layers, index=len(m.conv_layers) - 1, key=f"explain:layer:{choice.model_key}")
-    params = widgets.method_params(method, "explain")
-    alpha, cmap = widgets.overlay_controls("explain")
+        if not m.conv_layers:
+            st.error(f"{m.name} has no layer with a spatial (H, W, C) output, so {method.title} cannot be used.")
+            st.stop()
+        layer = st.selectbox(
+            "Layer",
+            m.conv_layers,
+            index=m.conv_layers.index(m.last_conv_layer),
+            key=f"explain:layer:{choice.model_key}",
+            help="Defaults to the last convolutional layer: the most semantic, least detailed maps.",
+        )
+    if method.params:
+        with st.expander(f"{method.title} parameters", expanded=True):
+            params = widgets.method_params(method, "explain")
+    else:
+        params = {}
+    st.subheader("Overlay")
+    alpha, cmap = widgets.overlay_controls("explain", signed=method.signed)
 
-try:
-    with st.spinner(f"Computing {method.title}..."):
-        e = explanation(choice.model_key, choice.image_bytes, method_name, target, layer, tuple(sorted(params.items())), m, image)
-except ValueError as exc:
-    st.error(str(exc))
-    st.stop()
-
-picture = overlay(image, e.heatmap, alpha=alpha, cmap=cmap, signed=method.signed)
-col1, col2 = st.columns(2)
-col1.image(image, caption=f"Input: {choice.image_label}", width="stretch", clamp=True)
-col2.image(picture, caption=f"{method.title} for '{e.target_name}'" + (f" at {e.layer}" if e.layer else ""), width="stretch")
-st.caption(f"{method.paper}. {method.summary}")
-st.download_button(
-    "Download overlay (PNG)",
-    encode_png(picture),
-    file_name=f"{method_name}_{e.target_name.replace('/', '-')}.png",
-    mime="image/png",
-)
+with results:
+    original, explained = st.columns(2)
+    h, w = display_size(*image.shape[:2])
+    shown = fit(image, h, w)
+    original.image(shown, caption=f"Input: {choice.image_label}", width="stretch")
+    with explained:
+        try:
+            e = explanation(
+                choice.model_key,
+                choice.image_key,
+                method_name,
+                target,
+                layer,
+                tuple(sorted(params.items())),
+                m,
+                image,
+                cancel,
+            )
+        except Cancelled:  # a newer choice took over; that run draws its own result
+            st.stop()
+        except ValueError as exc:
+            st.error(str(exc))
+            st.stop()
+        picture = overlay(shown, resize_map(e.heatmap, h, w), alpha=alpha, cmap=cmap, signed=method.signed)
+        if "segments" in e.extras:
+            picture = boundaries(picture, e.extras["segments"])
+        where = f" at {e.layer}" if e.layer else ""
+        st.image(picture, caption=f"{method.title} for '{e.target_name}'{where}", width="stretch")
+    if method.signed:
+        st.caption(
+            "Red: evidence for the class (the score rises). Blue: evidence against it. Zero is the middle colour."
+        )
+    else:
+        st.caption("Bright colours mark the regions that mattered most for the class score.")
+    download_png, download_npy = st.columns(2)
+    download_png.download_button(
+        "Download overlay (PNG)",
+        encode_png(picture),
+        file_name=f"{method_name}_{e.target_name.replace('/', '-').replace(' ', '_')}.png",
+        mime="image/png",
+        width="stretch",
+    )
+    download_npy.download_button(
+        "Download heatmap (NumPy .npy)",
+        heatmap_npy(e),
+        file_name=f"{method_name}_heatmap.npy",
+        mime="application/octet-stream",
+        width="stretch",
+    )
+    st.subheader("Top-5 predictions")
+    st.plotly_chart(prediction_chart(top, highlight=target), width="stretch")
+    st.caption(f"Logit of '{e.target_name}': {e.score:.3f}. Model: {m.name}.")

@@ -1,0 +1,158 @@
+"""AppTest runs of the Explain page on the bundled model, and the job-superseding logic."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from app import gallery, superseding
+from app.widgets import DIVERGING, SEQUENTIAL, applies_to
+from interpret import METHODS, Cancelled, Progress, explain
+from models import BUNDLED, load
+
+# A gallery entry other than the default one, so choosing it changes the picture.
+SAMPLE = [e for e in gallery.samples_for(1) if e.startswith("fashion: ")][1]
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load(BUNDLED)
+
+
+def overlay_captions(at) -> list[str]:
+    return [c for img in at.main.get("image") for c in img.captions if " for '" in c]
+
+
+def test_explain_page_draws_prediction_and_overlay(app_test, bundled):
+    at = app_test()
+    at.run()
+    assert not at.exception
+    assert not at.error
+    at.selectbox(key="sample").set_value(SAMPLE).run()
+    assert not at.exception
+    assert not at.error
+
+    picture, _ = gallery.load_sample(SAMPLE)
+    top1 = bundled.top_k(picture, 1)[0][0]
+    target = next(s for s in at.selectbox if s.key.startswith("explain:target:"))
+    assert target.value == top1  # defaults to the model's top-1 class
+    assert at.selectbox(key="explain:method").value == "gradcam"  # the default: fast and familiar
+    layer = at.selectbox(key=f"explain:layer:{BUNDLED}")
+    assert layer.value == bundled.last_conv_layer
+    assert layer.options == bundled.conv_layers
+
+    captions = overlay_captions(at)
+    assert len(captions) == 1 and bundled.class_names[top1] in captions[0]
+    assert any(f"Input: {SAMPLE.partition(': ')[2]}" in c for img in at.main.get("image") for c in img.captions)
+    assert len(at.main.get("plotly_chart")) == 1
+    assert {b.label for b in at.get("download_button")} == {"Download overlay (PNG)", "Download heatmap (NumPy .npy)"}
+
+
+def test_target_and_layer_choices_reach_the_explanation(app_test, bundled):
+    at = app_test()
+    at.run()
+    at.selectbox(key="sample").set_value(SAMPLE).run()
+    target = next(s for s in at.selectbox if s.key.startswith("explain:target:"))
+    target.set_value(3).run()
+    first_conv = bundled.conv_layers[0]
+    at.selectbox(key=f"explain:layer:{BUNDLED}").set_value(first_conv).run()
+    assert not at.exception and not at.error
+    (caption,) = overlay_captions(at)
+    assert f"'{bundled.class_names[3]}'" in caption and first_conv in caption
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_registered_method_runs_with_its_own_parameters(app_test, name):
+    method = METHODS[name]
+    at = app_test()
+    at.run()
+    at.selectbox(key="explain:method").set_value(name).run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert overlay_captions(at) and method.title in overlay_captions(at)[0]
+    # one widget per registry parameter, keyed per method so values don't leak between methods
+    keys = {w.key for kind in ("number_input", "slider", "selectbox", "checkbox") for w in at.get(kind)}
+    expected = {f"explain:{name}:{p.name}" for p in method.params if applies_to(p, method.defaults, method)}
+    assert {k for k in keys if k and k.startswith("explain:") and k.split(":")[1] in METHODS} == expected
+    # layer picker only for methods that use a layer
+    assert any(s.key == f"explain:layer:{BUNDLED}" for s in at.selectbox) == method.uses_layer
+    cmap = next(s for s in at.selectbox if s.key.startswith("explain:cmap:"))
+    assert set(cmap.options) == set(DIVERGING if method.signed else SEQUENTIAL)
+
+
+def test_each_run_supersedes_the_previous_job(app_test):
+    at = app_test()
+    at.run()
+    first = at.session_state["explain:job"]
+    assert isinstance(first, threading.Event) and not first.is_set()
+    at.slider(key="explain:alpha").set_value(0.8).run()
+    second = at.session_state["explain:job"]
+    assert first.is_set()  # the earlier run's job is told to stop
+    assert second is not first and not second.is_set()
+
+
+def test_supersede_sets_the_previous_event_only():
+    state: dict = {}
+    a = superseding.supersede(state, "job")
+    other = superseding.supersede(state, "other-page")
+    b = superseding.supersede(state, "job")
+    assert a.is_set() and not b.is_set() and not other.is_set()
+    assert state["job"] is b
+
+
+def test_progress_with_a_set_event_raises_cancelled():
+    event = threading.Event()
+    seen: list[float] = []
+    progress = Progress(lambda f, _m: seen.append(f), event)
+    progress(0.5, "half")
+    event.set()
+    with pytest.raises(Cancelled):
+        progress(0.6, "more")
+    assert seen == [0.5]
+
+
+def test_a_superseded_explanation_stops_with_cancelled(tiny, handle_of):
+    m = handle_of(tiny.conv_softmax())
+    picture = np.random.default_rng(0).integers(0, 255, (12, 12, 3), dtype=np.uint8)
+    event = threading.Event()
+    event.set()
+    shown: list[tuple[float, str]] = []
+    with pytest.raises(Cancelled):
+        explain(
+            m, picture, method="saliency", progress=superseding.progress_for(lambda f, t: shown.append((f, t)), event)
+        )
+    assert shown == []  # nothing was reported: it stopped before the first batch
+
+
+def test_progress_reaches_the_bar_throttled_and_finishes_at_one(tiny, handle_of):
+    m = handle_of(tiny.conv_softmax())
+    picture = np.random.default_rng(0).integers(0, 255, (12, 12, 3), dtype=np.uint8)
+    shown: list[float] = []
+    explain(
+        m,
+        picture,
+        method="gradcam",
+        progress=superseding.progress_for(lambda f, _t: shown.append(f), threading.Event()),
+    )
+    assert shown[0] == 0.0 and shown[-1] == 1.0
+    throttled = superseding.Throttled(lambda f, _t: shown.append(f), step=0.25)
+    shown.clear()
+    for i in range(11):
+        throttled(i / 10)
+    assert shown == [0.0, 0.3, 0.6, 0.9, 1.0]
+
+
+@pytest.mark.skipif("lime" not in METHODS, reason="LIME is not registered")
+def test_lime_shows_the_chosen_segmenters_parameters_and_its_superpixels(app_test):
+    at = app_test()
+    at.run()
+    at.selectbox(key="explain:method").set_value("lime").run()
+    keys = {w.key for kind in ("number_input", "slider") for w in at.get(kind)}
+    assert "explain:lime:kernel_size" in keys and "explain:lime:n_segments" not in keys  # quickshift by default
+    at.selectbox(key="explain:lime:segmenter").set_value("slic").run()
+    assert not at.exception and not at.error
+    keys = {w.key for kind in ("number_input", "slider") for w in at.get(kind)}
+    assert "explain:lime:n_segments" in keys and "explain:lime:kernel_size" not in keys
+    assert "LIME" in overlay_captions(at)[0]
