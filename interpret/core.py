@@ -20,6 +20,8 @@ def resolve_target(m: ModelHandle, target: int | None, logits: np.ndarray) -> in
     if isinstance(target, str):
         if target not in m.class_names:
             raise ValueError(f"Unknown class {target!r}.")
+        if m.class_names.count(target) > 1:
+            raise ValueError(f"Several classes are named {target!r}; give the class index instead.")
         return m.class_names.index(target)
     t = int(target)
     if not 0 <= t < m.num_classes:

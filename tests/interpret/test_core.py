@@ -55,6 +55,13 @@ def test_bad_requests_are_clear_value_errors(nested, picture, kwargs, words):
         explain(nested, picture, **kwargs)
 
 
+def test_ambiguous_class_name_asks_for_the_index(tiny, handle_of, picture):
+    m = handle_of(tiny.conv_softmax(input_shape=(16, 16, 3)), ["cat", "dog", "cat"])
+    with pytest.raises(ValueError, match="Several classes are named 'cat'; give the class index"):
+        explain(m, picture, method="saliency", target="cat")
+    assert explain(m, picture, method="saliency", target="dog").target == 1
+
+
 def test_batch_of_pictures_is_refused(nested, rng):
     with pytest.raises(ValueError, match="one picture"):
         explain(nested, np.zeros((2, 16, 16, 3), np.uint8))
