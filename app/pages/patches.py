@@ -121,5 +121,8 @@ with view:
     columns = st.columns(min(4, max(1, len(patches))))
     for i, p in enumerate(patches):
         columns[i % len(columns)].image(
-            enlarged(p.pixels), caption=f"{p.label}: {p.value:.3g} at {p.position}", width="stretch", clamp=True
+            enlarged(p.pixels),
+            caption=f"#{i + 1} {p.label}: {p.value:.3g} at {p.position}",
+            width="stretch",
+            clamp=True,
         )
