@@ -151,7 +151,7 @@ with settings:
         layer = st.selectbox(
             "Layer",
             m.conv_layers,
-            index=m.conv_layers.index(m.last_conv_layer),
+            index=len(m.conv_layers) - 1,  # the last conv layer
             key=f"explain:layer:{choice.model_key}",
             help="Defaults to the last convolutional layer: the most semantic, least detailed maps.",
         )
