@@ -159,7 +159,15 @@ register(
             Param(
                 "fill", "choice", "zero", "What hides the patch: zero input, the mean colour, or a blur.", choices=FILLS
             ),
-            Param("batch_size", "int", 0, "Occluded copies per forward pass; 0 = the device's default.", 0, 1024, 1),
+            Param(
+                "batch_size",
+                "int",
+                0,
+                "Occluded copies per forward pass; 0 = the fastest for this model, measured once.",
+                0,
+                1024,
+                1,
+            ),
         ),
         summary="Score drop when a patch hides each region (positive: the region supports the class).",
     )

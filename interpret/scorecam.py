@@ -145,7 +145,15 @@ register(
                 "or the target's class probability (the authors' code, tf-keras-vis).",
                 choices=WEIGHTINGS,
             ),
-            Param("batch_size", "int", 0, "Masked copies per forward pass; 0 = the device's default.", 0, 1024, 1),
+            Param(
+                "batch_size",
+                "int",
+                0,
+                "Masked copies per forward pass; 0 = the fastest for this model, measured once.",
+                0,
+                1024,
+                1,
+            ),
         ),
         summary="Each feature map used as a mask on the picture; maps that keep the class score weigh more.",
     )
