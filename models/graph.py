@@ -133,4 +133,6 @@ def run(
         out = model._run_through_graph(x, operation_fn=call_layer)
         if isinstance(out, (list, tuple)) and len(out) == 1:
             out = out[0]
+        elif isinstance(out, dict) and len(out) == 1:
+            out = next(iter(out.values()))
     return out, tapped

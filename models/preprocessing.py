@@ -70,6 +70,14 @@ def to_pixels(images: np.ndarray) -> np.ndarray:
         return arr.astype(np.float32)
     if arr.dtype == bool:
         return arr.astype(np.float32) * 255.0
+    if np.issubdtype(arr.dtype, np.integer):
+        low, high = int(arr.min()), int(arr.max())
+        if low < 0 or high > 255:
+            raise ValueError(
+                f"An integer image must hold values in 0..255; this one goes from {low} to {high}. "
+                "Convert it to uint8 (or to floats in 0..1) first."
+            )
+        return arr.astype(np.float32)
     arr = arr.astype(np.float32)
     if not np.all(np.isfinite(arr)):
         raise ValueError("The image contains NaN or infinite values.")

@@ -129,6 +129,18 @@ def test_handle_does_not_modify_the_users_model(tiny, handle_of, x):
     np.testing.assert_array_equal(model.predict(x, verbose=0), predict_before)
 
 
+@pytest.mark.parametrize("wrap", [lambda o: [o], lambda o: {"probs": o}], ids=["list", "dict"])
+def test_single_output_in_a_list_or_dict(handle_of, x, wrap):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 3))
+    out = L.Dense(3, activation="softmax", name="probs")(L.GlobalAveragePooling2D()(L.Conv2D(4, 3)(inp)))
+    model = keras.Model(inp, wrap(out))
+    plain = keras.Model(inp, out)
+    m = handle_of(model)
+    assert m.head.kind == "softmax" and m.num_classes == 3
+    np.testing.assert_allclose(m.predict(x), plain.predict(x, verbose=0), atol=1e-6)
+
+
 def test_iter_layers_paths_and_find_layer(tiny):
     model, inner, middle = tiny.two_levels()
     paths = [p for p, _ in graph.iter_layers(model)]

@@ -132,6 +132,12 @@ def test_prepare_uint8_and_unit_float_agree(rgb_handle, rng):
     np.testing.assert_allclose(a[0], pixels / 255.0, atol=1e-6)
 
 
+def test_prepare_accepts_other_integer_types_in_0_255(rgb_handle, rng):
+    pixels = (rng.random((12, 12, 3)) * 255).astype(np.uint8)
+    for dtype in (np.int64, np.uint16, np.int32):
+        np.testing.assert_array_equal(rgb_handle.prepare(pixels.astype(dtype)), rgb_handle.prepare(pixels))
+
+
 def test_prepare_gray_to_rgb_repeats_the_channel(rgb_handle, rng):
     gray = (rng.random((12, 12)) * 255).astype(np.uint8)
     x = rgb_handle.prepare(gray)
@@ -187,6 +193,8 @@ def test_prepare_keeps_a_batch(rgb_handle, rng):
         (np.full((12, 12, 3), 2.0), "0..1"),
         (np.full((12, 12, 3), -0.5), "0..1"),
         (np.full((12, 12, 3), np.nan), "NaN"),
+        (np.full((12, 12, 3), 300, np.uint16), "integer image must hold values in 0..255; .* 300 to 300"),
+        (np.full((12, 12, 3), -1, np.int64), "0..255"),
     ],
 )
 def test_prepare_refuses_bad_pictures_clearly(rgb_handle, picture, words):
