@@ -5,7 +5,7 @@ Discriminative Localization", CVPR, arXiv:1512.04150.
 
 CAM needs a network that ends ``conv features A -> GlobalAveragePooling2D -> (Dropout)
 -> Dense``. Then ``logit_c = sum_k w_{k,c} mean_ij A_ij^k + b_c`` and the class
-activation map is ``M_c(i, j) = sum_k w_{k,c} A_ij^k`` (Eq. 2): no gradients, only the
+activation map is ``M_c(i, j) = sum_k w_{k,c} A_ij^k``: no gradients, only the
 Dense weights of the class. The map is kept **signed**, as in the paper (negative: evidence
 against the class); its mean is the class logit minus the bias.
 

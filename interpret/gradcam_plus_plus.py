@@ -5,7 +5,7 @@ Gradient-based Visual Explanations for Deep Convolutional Networks", WACV,
 arXiv:1710.11063.
 
 With the class score taken as ``Y = exp(S)`` (S the logit), all higher derivatives follow
-from the first one ``g = dS/dA`` and the closed form is (Eq. 19)::
+from the first one ``g = dS/dA`` and the closed form is::
 
     alpha_ij^k = g_ij^k**2 / (2 g_ij^k**2 + sum_ab A_ab^k * g_ij^k**3)   (0 where g = 0)
     w_k        = sum_ij alpha_ij^k * ReLU(g_ij^k) / sum_ij alpha_ij^k
@@ -35,7 +35,7 @@ from models.handle import ModelHandle
 
 
 def gradcampp_alphas(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
-    """(h, w, K) activations and gradients -> (h, w, K) alphas of Eq. 19 (0 where undefined)."""
+    """(h, w, K) activations and gradients -> (h, w, K) closed-form alphas (0 where undefined)."""
     a = np.asarray(activations, np.float64)
     g = np.asarray(grads, np.float64)
     g2 = g * g

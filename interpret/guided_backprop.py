@@ -1,7 +1,7 @@
 """Guided backpropagation.
 
 Springenberg, Dosovitskiy, Brox & Riedmiller (2015), "Striving for Simplicity: The All
-Convolutional Net", ICLR workshop, arXiv:1412.6806, Sec. 3.4 and Fig. 1.
+Convolutional Net", ICLR workshop, arXiv:1412.6806 (the "guided backpropagation" section and its figure).
 
 At every ReLU the backward signal is masked twice: by where the forward input was
 positive (ordinary backprop) and by where the incoming gradient is positive (the

@@ -2,7 +2,7 @@
 
 Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra (2017), "Grad-CAM: Visual
 Explanations from Deep Networks via Gradient-based Localization", ICCV, arXiv:1610.02391,
-Sec. 3 ("Guided Grad-CAM").
+section "Guided Grad-CAM".
 
 The guided-backprop gradient (Springenberg et al. 2015; :mod:`interpret.guided_backprop`)
 is multiplied pixel by pixel with the Grad-CAM map of the chosen layer, bilinearly

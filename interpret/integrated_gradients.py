@@ -3,14 +3,14 @@
 Sundararajan, Taly & Yan (2017), "Axiomatic Attribution for Deep Networks", ICML,
 arXiv:1703.01365.
 
-``IG_i(x) = (x_i - x'_i) * integral_0^1 d F(x' + a (x - x')) / d x_i da`` (Eq. 1), with the
+``IG_i(x) = (x_i - x'_i) * integral_0^1 d F(x' + a (x - x')) / d x_i da``, with the
 integral replaced by the **midpoint Riemann sum** over ``steps`` points
-``a_k = (k + 1/2) / steps`` (Eq. 3 uses the right-hand sum; the midpoint rule has error
+``a_k = (k + 1/2) / steps`` (the paper uses the right-hand sum; the midpoint rule has error
 O(1/steps^2) and costs exactly ``steps`` gradients). The points are evaluated in batches
 through one compiled function that builds the path on the device and returns only the
 running sum of gradients.
 
-Completeness (Prop. 1): the attributions add up to ``F(x) - F(x')``; the gap left by the
+Completeness (the paper's axiom): the attributions add up to ``F(x) - F(x')``; the gap left by the
 finite sum is reported in ``extras["completeness_gap"]`` (raise ``steps`` if it is large).
 
 Baselines ``x'``: ``black`` (a black picture run through the model's preprocessing, the

@@ -3,9 +3,9 @@
 Smilkov, Thorat, Kim, Viégas & Wattenberg (2017), "SmoothGrad: removing noise by adding
 noise", arXiv:1706.03825.
 
-``samples`` copies ``x + N(0, sigma^2)`` (Eq. 3) go through one compiled gradient function
+``samples`` copies ``x + N(0, sigma^2)`` go through one compiled gradient function
 in batches; only running sums over the batch come back from the device. The noise level
-is ``sigma / (x_max - x_min)`` (Sec. 3.2), where ``x_max - x_min`` is the range of the
+is ``sigma / (x_max - x_min)``, as in the paper, where ``x_max - x_min`` is the range of the
 *model input* (1 for inputs in 0..1, 2 for -1..1, 255 for raw pixels), so one noise level
 means the same thing for every preprocessing. The noise is drawn from a seeded NumPy
 generator, so a seed gives the same map every time.
@@ -13,9 +13,9 @@ generator, so a seed gives the same map every time.
 ``magnitude`` picks how the per-sample gradients are combined before the maximum over
 colour channels:
 
-- ``abs`` (default): mean of ``|grad|``, as tf-keras-vis and the paper's figures do;
+- ``abs`` (default): mean of ``|grad|``, as tf-keras-vis does;
 - ``squared``: mean of ``grad**2`` (SmoothGrad-Squared, Hooker et al. 2019);
-- ``plain``: ``|mean grad|``, Eq. 3 taken literally, then the absolute value.
+- ``plain``: ``|mean grad|``, the paper's average of gradients taken literally, then the absolute value.
 """
 
 from __future__ import annotations
