@@ -119,12 +119,38 @@ def test_gradcam_nested_equals_flat_tiny(tiny, handle_of, rng):
     flat = keras.Model(base.inputs[0], dense(gap(base.outputs[0])))
     nested, plain = handle_of(model), handle_of(flat)
     picture = (rng.random((30, 25, 3)) * 255).astype(np.uint8)
+    peaks = []
     for layer in ("conv1", "relu1", "conv2"):
         for target in range(3):
             a = explain(nested, picture, method="gradcam", target=target, layer=f"base/{layer}")
             b = explain(plain, picture, method="gradcam", target=target, layer=layer)
             np.testing.assert_allclose(a.heatmap, b.heatmap, rtol=1e-5, atol=1e-7)
+            peaks.append(float(b.heatmap.max()))
+    assert sum(p > 0 for p in peaks) >= 6
     assert explain(nested, picture).layer == "base/conv2"
+
+
+def test_gradcam_sequential_inside_functional_equals_flat(tiny, handle_of, rng):
+    model, base = tiny.nested_functional()
+    conv1, conv2 = base.get_layer("conv1"), base.get_layer("conv2")
+    relu, gap, dense = (model.get_layer(n) for n in ("top_relu", "gap", "predictions"))
+    inp = keras.Input((12, 12, 3))
+    flat = keras.Model(inp, dense(gap(relu(conv2(conv1(inp))))))  # the same layer objects, called flat
+    nested, plain = handle_of(model), handle_of(flat)
+    picture = (rng.random((17, 40, 3)) * 255).astype(np.uint8)
+    assert nested.last_conv_layer == "top_relu"
+    peaks = []
+    for nested_layer, flat_layer in (
+        ("seq_base/conv1", "conv1"),
+        ("seq_base/conv2", "conv2"),
+        ("top_relu", "top_relu"),
+    ):
+        a = explain(nested, picture, method="gradcam", target=0, layer=nested_layer)
+        b = explain(plain, picture, method="gradcam", target=0, layer=flat_layer)
+        assert a.heatmap.shape == (17, 40)
+        np.testing.assert_allclose(a.heatmap, b.heatmap, rtol=1e-5, atol=1e-7)
+        peaks.append(float(b.heatmap.max()))
+    assert min(peaks) > 0
 
 
 # ---- a realistic transfer-learning model: MobileNetV2 as a layer of the user's model ------

@@ -62,6 +62,23 @@ def test_binary_sigmoid_is_two_classes_with_half_logits(tiny, handle_of, rng):
     np.testing.assert_allclose(m.predict(x).sum(axis=1), 1.0, atol=1e-6)
 
 
+def test_binary_sigmoid_as_a_separate_activation_layer(handle_of, rng):
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), L.Conv2D(3, 3), L.Flatten(), L.Dense(1, name="dense"), L.Activation("sigmoid")]
+    )
+    m = handle_of(model)
+    x = rng.random((3, 8, 8, 3), dtype=np.float32)
+    f, w, b = features_and_dense(model, x, "dense")
+    z = f @ w + b
+    assert m.head.kind == "sigmoid"
+    np.testing.assert_allclose(
+        m.logits(x, prepared=True), np.concatenate([-z / 2, z / 2], axis=1), rtol=1e-5, atol=1e-6
+    )
+    p = model.predict(x, verbose=0)
+    np.testing.assert_allclose(m.predict(x), np.concatenate([1 - p, p], axis=1), atol=1e-6)
+
+
 def test_binary_sigmoid_without_names_gets_two_default_names(tiny, handle_of):
     m = handle_of(tiny.conv_softmax(classes=1, activation="sigmoid"))
     assert m.class_names == ["class 0", "class 1"]
