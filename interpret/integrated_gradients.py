@@ -7,11 +7,12 @@ arXiv:1703.01365.
 integral replaced by the **midpoint Riemann sum** over ``steps`` points
 ``a_k = (k + 1/2) / steps`` (the paper uses the right-hand sum; the midpoint rule has error
 O(1/steps^2) and costs exactly ``steps`` gradients). The points are evaluated in batches
-through one compiled function that builds the path on the device and returns only the
-running sum of gradients.
+(the handle's measured best batch size) through one compiled function that builds the path
+on the device and returns only the running sum of gradients.
 
-Completeness (the paper's axiom): the attributions add up to ``F(x) - F(x')``; the gap left by the
-finite sum is reported in ``extras["completeness_gap"]`` (raise ``steps`` if it is large).
+Completeness (an axiom of the paper): the attributions add up to ``F(x) - F(x')``; the gap
+left by the finite sum is reported in ``extras["completeness_gap"]`` (raise ``steps`` if it
+is large).
 
 Baselines ``x'``: ``black`` (a black picture run through the model's preprocessing, the
 paper's choice), ``zero`` (an all-zero model input), ``blurred`` (the picture under a
@@ -29,11 +30,11 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from interpret.batching import best_batch_size
 from interpret.explanation import MethodResult
 from interpret.gradients import one_hot
 from interpret.progress import Progress
 from interpret.registry import Method, Param, register
-from models.device import default_batch_size
 from models.handle import ModelHandle
 
 BASELINES = ("black", "zero", "blurred")
@@ -114,7 +115,7 @@ def path_gradients(
 ) -> np.ndarray:
     """Mean over ``alphas`` of d logit[target] / d input at x' + a (x - x'), shape (H, W, C)."""
     fn = _path_gradient_sum(m)
-    batch_size = batch_size or default_batch_size()
+    batch_size = batch_size or best_batch_size(m)
     shape = (1, *m.input_shape)
     x_t = tf.constant(np.asarray(x, np.float32).reshape(shape))
     b_t = tf.constant(np.asarray(baseline, np.float32).reshape(shape))

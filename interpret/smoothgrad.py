@@ -4,7 +4,8 @@ Smilkov, Thorat, Kim, Viégas & Wattenberg (2017), "SmoothGrad: removing noise b
 noise", arXiv:1706.03825.
 
 ``samples`` copies ``x + N(0, sigma^2)`` go through one compiled gradient function
-in batches; only running sums over the batch come back from the device. The noise level
+in batches of the handle's measured best batch size (:func:`interpret.batching.best_batch_size`);
+only running sums over the batch come back from the device. The noise level
 is ``sigma / (x_max - x_min)``, as in the paper, where ``x_max - x_min`` is the range of the
 *model input* (1 for inputs in 0..1, 2 for -1..1, 255 for raw pixels), so one noise level
 means the same thing for every preprocessing. The noise is drawn from a seeded NumPy
@@ -26,11 +27,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from interpret.batching import best_batch_size
 from interpret.explanation import MethodResult
 from interpret.gradients import one_hot
 from interpret.progress import Progress
 from interpret.registry import Method, Param, register
-from models.device import default_batch_size
 from models.handle import ModelHandle
 
 MAGNITUDES = ("abs", "squared", "plain")
@@ -141,7 +142,7 @@ def smoothgrad(
     **_: Any,
 ) -> MethodResult:
     sigma = noise_sigma(noise_level, input_range(m))
-    noise = noise_batches(seed, samples, m.input_shape, sigma, default_batch_size())
+    noise = noise_batches(seed, samples, m.input_shape, sigma, best_batch_size(m))
     total, count = smoothgrad_sums(m, x, target, noise, samples, progress)
     combined = combine(total, count, magnitude).astype(np.float32)
     return MethodResult(smoothgrad_map(combined), {"gradients": combined, "sigma": sigma})
