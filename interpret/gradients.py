@@ -37,13 +37,21 @@ def _input_grad_fn(m: ModelHandle, override_key: str | None = None, override=Non
 def input_gradients(
     m: ModelHandle, x: np.ndarray, targets: int | np.ndarray, override_key: str | None = None, override=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """d logit[target] / d x for a prepared batch x: (gradients like x, scores (N,))."""
+    """d logit[target] / d x for a prepared batch x: (gradients like x, scores (N,)).
+
+    ``override`` (see ``graph.run``) swaps layers, e.g. ReLUs for guided ReLUs; its compiled
+    function is cached under ``override_key``, which must then name it.
+    """
+    if override is not None and override_key is None:
+        raise ValueError("input_gradients: an override needs an override_key to cache its compiled function under.")
     fn = _input_grad_fn(m, override_key, override)
     g, s = fn(tf.constant(x, tf.float32), tf.constant(one_hot(targets, len(x), m.num_classes)))
     return g.numpy(), s.numpy()
 
 
-def layer_gradients(m: ModelHandle, x: np.ndarray, layer: str, targets: int | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def layer_gradients(
+    m: ModelHandle, x: np.ndarray, layer: str, targets: int | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Activations A of ``layer``, d logit[target] / d A, and the scores, for a prepared batch."""
     h, w, c = m.input_shape
 

@@ -30,7 +30,9 @@ def colorize(unit_map: np.ndarray, cmap: str = "jet") -> np.ndarray:
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
-    if img.dtype != np.uint8:
+    if np.issubdtype(img.dtype, np.integer) and img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)  # integer pixels are 0..255, like uint8
+    elif img.dtype != np.uint8:
         img = (np.clip(img, 0, 1) * 255).astype(np.uint8)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)

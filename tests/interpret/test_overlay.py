@@ -66,6 +66,11 @@ def test_overlay_resizes_the_map_and_accepts_gray_and_float_pictures():
     assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 255
 
 
+def test_overlay_reads_integer_pictures_as_0_255():
+    picture = np.full((2, 2, 3), 100, np.int64)
+    np.testing.assert_array_equal(overlay(picture, np.ones((2, 2)), alpha=0.0), np.full((2, 2, 3), 100, np.uint8))
+
+
 def test_overlay_signed_map_centres_zero():
     out = overlay(np.zeros((1, 3, 3), np.uint8), np.array([[-1.0, 0.0, 1.0]]), alpha=1.0, cmap="gray", signed=True)
     assert out[0, 0, 0] == 0 and out[0, 2, 0] == 255 and 126 <= out[0, 1, 0] <= 128

@@ -64,6 +64,14 @@ def test_saliency_agrees_with_tf_keras_vis(tiny, handle_of, correlation, rng):
         )  # tf-keras-vis adds an epsilon
 
 
+def test_input_gradients_override_needs_a_cache_key(tiny, handle_of):
+    from interpret.gradients import input_gradients
+
+    m = handle_of(tiny.conv_softmax())
+    with pytest.raises(ValueError, match="override_key"):
+        input_gradients(m, np.zeros((1, 12, 12, 3), np.float32), 0, override=lambda path, layer: None)
+
+
 def test_saliency_on_nested_model_equals_flat(tiny, handle_of, rng):
     model, base, (gap, dense) = tiny.nested_sequential()
     flat = keras.Model(base.inputs[0], dense(gap(base.outputs[0])))
