@@ -53,10 +53,10 @@ def as_batch(images: np.ndarray) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[None, :, :, None]
     elif arr.ndim == 3:
-        arr = arr[None] if arr.shape[-1] in (1, 3, 4) else arr[..., None]
-    if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
+        arr = arr[None] if arr.shape[-1] in (1, 2, 3, 4) else arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 2, 3, 4):
         raise ValueError(
-            f"Expected an image of shape (H, W), (H, W, C) or a batch (N, H, W, C) with C in 1, 3, 4; got {np.shape(images)}."
+            f"Expected an image of shape (H, W), (H, W, C) or a batch (N, H, W, C) with C in 1, 2, 3, 4 (gray, gray+alpha, RGB, RGBA); got {np.shape(images)}."
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
         raise ValueError(f"The image is empty (shape {np.shape(images)}).")
@@ -87,9 +87,9 @@ def to_pixels(images: np.ndarray) -> np.ndarray:
 
 
 def match_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
-    """Drop alpha, then gray -> RGB by repetition or RGB -> gray by luminance (ITU-R 601)."""
-    if pixels.shape[-1] == 4:
-        pixels = pixels[..., :3]
+    """Drop alpha (gray+alpha or RGBA), then gray -> RGB by repetition or RGB -> gray by luminance (ITU-R 601)."""
+    if pixels.shape[-1] in (2, 4):  # gray+alpha, RGBA: drop alpha
+        pixels = pixels[..., :-1]
     have = pixels.shape[-1]
     if have == channels:
         return pixels

@@ -176,6 +176,9 @@ def test_prepare_drops_alpha(rgb_handle, rng):
     rgb = (rng.random((12, 12, 3)) * 255).astype(np.uint8)
     rgba = np.concatenate([rgb, np.full((12, 12, 1), 7, np.uint8)], axis=-1)
     np.testing.assert_allclose(rgb_handle.prepare(rgba), rgb_handle.prepare(rgb))
+    gray = rgb[..., 0]
+    gray_alpha = np.stack([gray, np.full_like(gray, 7)], axis=-1)  # (H, W, 2): one picture, not a batch
+    np.testing.assert_allclose(rgb_handle.prepare(gray_alpha), rgb_handle.prepare(gray))
 
 
 @pytest.mark.parametrize("size", [(12, 12), (24, 24), (5, 7), (40, 17), (300, 200)])
