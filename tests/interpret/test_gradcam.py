@@ -114,6 +114,24 @@ def test_gradcam_agrees_with_tf_keras_vis(tiny, handle_of, correlation, rng):
     assert compared >= 4
 
 
+def test_gradcam_agrees_with_tf_keras_vis_on_the_trained_bundled_model(correlation):
+    """Real weights, BatchNorm and Dropout in inference mode: the trained Fashion-MNIST CNN."""
+    from pathlib import Path
+
+    from interpret.images import read_image
+    from models import load
+
+    m = load("fashion-mnist-cnn")
+    samples = Path(__file__).resolve().parents[2] / "assets" / "samples" / "fashion"
+    for name in ("9_ankle-boot_1.png", "1_trouser_1.png", "8_bag_2.png"):
+        x = m.prepare(read_image(samples / name))
+        target = int(name.split("_")[0])
+        for layer in ("block3_relu2", "block2_conv2"):
+            ours = gradcam(m, x, target, layer=layer).heatmap
+            assert ours.max() > 0
+            assert correlation(ours, tkv_gradcam(m.model, x, target, layer)) >= 0.99, (name, layer)
+
+
 def test_gradcam_nested_equals_flat_tiny(tiny, handle_of, rng):
     model, base, (gap, dense) = tiny.nested_sequential()
     flat = keras.Model(base.inputs[0], dense(gap(base.outputs[0])))

@@ -64,6 +64,23 @@ def test_saliency_agrees_with_tf_keras_vis(tiny, handle_of, correlation, rng):
         )  # tf-keras-vis adds an epsilon
 
 
+def test_saliency_agrees_with_tf_keras_vis_on_the_trained_bundled_model(correlation):
+    from pathlib import Path
+
+    from tf_keras_vis.saliency import Saliency
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    from interpret.images import read_image
+    from models import load
+
+    m = load("fashion-mnist-cnn")
+    x = m.prepare(read_image(Path(__file__).resolve().parents[2] / "assets" / "samples" / "fashion" / "3_dress_1.png"))
+    oracle = Saliency(m.logits_model, clone=False)
+    for target in (3, 0):
+        ours = saliency(m, x, target).heatmap
+        assert correlation(ours, oracle(CategoricalScore([target]), x)[0]) >= 0.99
+
+
 def test_input_gradients_override_needs_a_cache_key(tiny, handle_of):
     from interpret.gradients import input_gradients
 
