@@ -116,3 +116,20 @@ def test_explain_is_deterministic(nested, picture):
         a = explain(nested, picture, method=method, target=1).heatmap
         b = explain(nested, picture, method=method, target=1).heatmap
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("classes", "activation", "expected_classes"),
+    [(1, "sigmoid", 2), (3, "sigmoid", 3), (1, None, 1), (3, None, 3)],
+    ids=["binary", "multilabel", "linear-1", "linear-3"],
+)
+def test_every_head_kind_can_be_explained(tiny, handle_of, rng, classes, activation, expected_classes):
+    m = handle_of(tiny.conv_softmax(input_shape=(16, 16, 3), classes=classes, activation=activation))
+    assert m.num_classes == expected_classes
+    picture = (rng.random((20, 18, 3)) * 255).astype(np.uint8)
+    for method in ("gradcam", "saliency"):
+        for target in range(expected_classes):
+            e = explain(m, picture, method=method, target=target)
+            assert e.heatmap.shape == (20, 18) and np.all(np.isfinite(e.heatmap))
+    with pytest.raises(ValueError, match="out of range"):
+        explain(m, picture, target=expected_classes)
