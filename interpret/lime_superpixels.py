@@ -8,9 +8,9 @@ The picture is cut into superpixels (scikit-image's quickshift, SLIC or Felzensz
 mean colour, or by zero input); the model scores every copy; a weighted ridge regression
 of the score on the on/off pattern gives one weight per superpixel. The ``lime``
 package does the sampling and the regression (``lime.lime_image.LimeImageExplainer``);
-here the copies are built with array indexing instead of lime's per-superpixel loop and
-scored in batches through one compiled forward pass, with the same random draws, so a
-seed gives the same result as lime itself. The module is not called ``lime`` so that it
+here the copies are built by indexing inside the model's compiled function (instead of
+lime's per-superpixel loop in Python) and scored in batches, with lime's own random
+draws, so a seed gives the same result as lime itself. The module is not called ``lime`` so that it
 does not shadow the package.
 
 Segmentation runs on the picture as a person sees it (the model's preprocessing undone
@@ -26,10 +26,11 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+import tensorflow as tf
 from lime import lime_image
 from skimage.segmentation import felzenszwalb, mark_boundaries, quickshift, slic
 
-from interpret.batching import batched_logits, resolve_batch_size
+from interpret.batching import batched_logits, compiled_composite, resolve_batch_size, run_batched
 from interpret.explanation import MethodResult
 from interpret.registry import Method, Param, register
 from models.handle import ModelHandle
@@ -119,21 +120,37 @@ def composites(image: np.ndarray, hidden: np.ndarray, segments: np.ndarray, rows
     return np.where(keep[..., None], image, hidden)
 
 
+def switched_copies(image: tf.Tensor, hidden: tf.Tensor, segments: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
+    """``composites`` inside a compiled function: rows (b, n) of 0/1 -> (b, H, W, C) copies."""
+    keep = tf.gather(rows, segments, axis=1) > 0.5  # (b, H, W)
+    return tf.where(keep[..., None], image[None], hidden[None])
+
+
+ScoreRows = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
+
+
 class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):
     """lime's explainer with the perturbed copies built by indexing and progress between batches.
 
     The random on/off patterns are drawn exactly as ``LimeImageExplainer.data_labels`` draws
-    them, so results match lime's for the same seed.
+    them, so results match lime's for the same seed. With ``score_rows(image, hidden,
+    segments, rows, batch_size) -> scores`` the copies are built inside the model's compiled
+    function; without it they are built here and handed to lime's ``classifier_fn``.
     """
 
-    def __init__(self, *args, progress: Callable[[float, str], None] | None = None, **kwargs) -> None:
+    def __init__(
+        self, *args, progress: Callable[[float, str], None] | None = None, score_rows: ScoreRows | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.progress = progress
+        self.score_rows = score_rows
 
     def data_labels(self, image, fudged_image, segments, classifier_fn, num_samples, batch_size=10, progress_bar=False):
         n_features = np.unique(segments).shape[0]
         data = self.random_state.randint(0, 2, num_samples * n_features).reshape((num_samples, n_features))
         data[0, :] = 1
+        if self.score_rows is not None:
+            return data, self.score_rows(image, fudged_image, segments, data, batch_size)
         labels = []
         for i in range(0, num_samples, batch_size):
             if self.progress is not None:
@@ -142,6 +159,40 @@ class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):
                 np.asarray(classifier_fn(composites(image, fudged_image, segments, data[i : i + batch_size])))
             )
         return data, np.concatenate(labels)
+
+
+def row_scorer(m: ModelHandle, score: str = "probability", progress=None) -> ScoreRows:
+    """Scores of on/off rows: the copies are built and scored in the model's compiled function, in batches."""
+    h, w, c = m.input_shape
+    gray = c == 1
+
+    def compose(image, hidden, segments, rows):
+        copies = switched_copies(image, hidden, segments, rows)
+        return copies[..., :1] if gray else copies
+
+    fn = compiled_composite(
+        m,
+        "lime",
+        compose,
+        [
+            tf.TensorSpec([h, w, 3], tf.float32),
+            tf.TensorSpec([h, w, 3], tf.float32),
+            tf.TensorSpec([h, w], tf.int32),
+            tf.TensorSpec([None, None], tf.float32),
+        ],
+    )
+
+    def score_rows(image, hidden, segments, rows, batch_size):
+        args = (tf.constant(image, tf.float32), tf.constant(hidden, tf.float32), tf.constant(segments, tf.int32))
+        on_off = np.asarray(rows, dtype=np.float32)
+
+        def run_batch(i: int, j: int) -> np.ndarray:
+            return fn(*args, tf.constant(on_off[i:j])).numpy()
+
+        logits = run_batched(m, len(on_off), run_batch, batch_size, progress, "LIME samples", 0.1, 0.95)
+        return m.probabilities(logits) if score == "probability" else logits
+
+    return score_rows
 
 
 def classifier(m: ModelHandle, score: str = "probability", batch_size: int = 0) -> Callable[[np.ndarray], np.ndarray]:
@@ -237,7 +288,9 @@ def lime(
     )
     rgb = np.repeat(prepared, 3, axis=-1) if prepared.shape[-1] == 1 else prepared
     size = resolve_batch_size(m, batch_size)
-    explainer = BatchedLimeImageExplainer(random_state=seed, progress=progress)
+    explainer = BatchedLimeImageExplainer(
+        random_state=seed, progress=progress, score_rows=row_scorer(m, score, progress)
+    )
     result = explainer.explain_instance(
         rgb,
         classifier(m, score, size),

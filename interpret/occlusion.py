@@ -7,7 +7,7 @@ Each patch position gives one occluded copy of the input. The map at a pixel is 
 *signed* change of the target logit, ``score(x) - score(occluded x)``, averaged over
 the patches that cover the pixel: positive where hiding the pixel lowers the score
 (evidence for the class), negative where hiding it raises the score. All copies are
-scored in batches through one compiled forward pass (``interpret.batching``).
+built and scored in batches inside one compiled function (``interpret.batching``).
 
 Patches are placed every ``stride`` pixels from the top-left corner, plus one more row
 and column flush with the bottom and right edges, so every pixel is covered by a full
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import tensorflow as tf
 
-from interpret.batching import batched_logits
+from interpret.batching import compiled_composite, run_batched
 from interpret.explanation import MethodResult
 from interpret.registry import Method, Param, register
 from models.handle import ModelHandle
@@ -81,6 +82,20 @@ def occlusion_map(deltas: np.ndarray, corners: np.ndarray, shape: tuple[int, int
     return (total / np.maximum(count, 1.0)).astype(np.float32)
 
 
+def occluded_copies(image: tf.Tensor, filler: tf.Tensor, corners: tf.Tensor, patch: tf.Tensor) -> tf.Tensor:
+    """(b, H, W, C) copies of ``image`` with the patch at each of the (b, 2) ``corners`` taken from ``filler``.
+
+    A corner outside the picture (e.g. (H, W)) hides nothing: that copy is the picture itself.
+    """
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    rows = tf.range(h)[None, :, None]
+    cols = tf.range(w)[None, None, :]
+    y0 = corners[:, 0, None, None]
+    x0 = corners[:, 1, None, None]
+    inside = (rows >= y0) & (rows < y0 + patch) & (cols >= x0) & (cols < x0 + patch)
+    return tf.where(inside[..., None], filler[None], image[None])
+
+
 def fill_image(x: np.ndarray, fill: str, patch: int) -> np.ndarray:
     """What an occluded pixel shows, in the model's input space: zeros, the mean colour, or a blur."""
     if fill == "zero":
@@ -115,15 +130,26 @@ def occlusion(
     corners = patch_corners(shape, patch, stride)
     image = np.asarray(x[0], dtype=np.float32)
     filler = fill_image(image, fill, patch)
+    # item 0 hides nothing (a corner outside the picture): the baseline score, in the same stream
+    stream = np.vstack([[shape], corners]).astype(np.int32)
+    h, w, c = m.input_shape
+    fn = compiled_composite(
+        m,
+        "occlusion",
+        occluded_copies,
+        [
+            tf.TensorSpec([h, w, c], tf.float32),
+            tf.TensorSpec([h, w, c], tf.float32),
+            tf.TensorSpec([None, 2], tf.int32),
+            tf.TensorSpec([], tf.int32),
+        ],
+    )
+    picture, hidden, side = tf.constant(image), tf.constant(filler), tf.constant(patch, tf.int32)
 
-    def make_batch(i: int, j: int) -> np.ndarray:
-        # item 0 is the picture itself (the baseline score); items 1.. are the occluded copies
-        lo = max(i, 1) - 1
-        hidden = masks_at(shape, corners[lo : j - 1], patch)[..., None]
-        batch = np.where(hidden, filler, image)
-        return np.concatenate([image[None], batch]) if i == 0 else batch
+    def run_batch(i: int, j: int) -> np.ndarray:
+        return fn(picture, hidden, tf.constant(stream[i:j]), side).numpy()
 
-    logits = batched_logits(m, len(corners) + 1, make_batch, batch_size, progress, "occlusion")
+    logits = run_batched(m, len(stream), run_batch, batch_size, progress, "occlusion")
     scores = logits[:, target]
     deltas = scores[0] - scores[1:]
     heat = occlusion_map(deltas, corners, shape, patch)

@@ -4,9 +4,9 @@ Wang, Wang, Du, Yang, Zhang, Ding, Mardziel & Hu (2020), "Score-CAM: Score-Weigh
 Visual Explanations for Convolutional Neural Networks", CVPR workshops, arXiv:1910.01279.
 
 Algorithm 1 of the paper: each channel A_k of the chosen layer is upsampled to the input
-size and min-max normalised to 0..1 (H_k); the input is multiplied by each H_k and the
-masked copies are scored in batches; the weights are a softmax over the channels of the
-target logits, ``alpha_k = softmax_k(f_c(x * H_k) - f_c(x_b))`` (the baseline term is
+size and min-max normalised to 0..1 (H_k); the input is multiplied by each H_k (the
+masked copies are built and scored in batches inside one compiled function); the
+weights are a softmax over the channels of the target logits, ``alpha_k = softmax_k(f_c(x * H_k) - f_c(x_b))`` (the baseline term is
 the same for every channel, so it cancels); the map is ``ReLU(sum_k alpha_k A_k)``.
 
 ``weighting="probability"`` uses the authors' released code instead, which weights each
@@ -20,11 +20,10 @@ largest spatial standard deviation are kept.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
-from interpret.batching import batched_logits, softmax
+from interpret.batching import compiled_composite, run_batched, softmax
 from interpret.explanation import MethodResult
 from interpret.registry import Method, Param, register
 from models.handle import ModelHandle
@@ -44,15 +43,23 @@ def select_channels(activations: np.ndarray, max_channels: int) -> np.ndarray:
     return np.argsort(-spread, kind="stable")[:max_channels]
 
 
+def normalised_upsample(maps: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """(k, h, w) maps -> (k, H, W, 1) masks: bilinear upsampling, then min-max normalised per map."""
+    up = tf.image.resize(maps[..., None], size, method="bilinear")
+    lo = tf.reduce_min(up, axis=(1, 2, 3), keepdims=True)
+    hi = tf.reduce_max(up, axis=(1, 2, 3), keepdims=True)
+    return (up - lo) / (hi - lo + EPSILON)
+
+
+def masked_copies(image: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+    """(k, H, W, C) copies of the (H, W, C) ``image``, each multiplied by one normalised upsampled map."""
+    return image[None] * normalised_upsample(maps, tf.shape(image)[:2])
+
+
 def upsampled_masks(activations: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(h, w, k) activations -> (k, H, W) masks: bilinear upsampling, then min-max normalised per channel."""
-    h, w = int(size[0]), int(size[1])
-    maps = np.stack(
-        [cv2.resize(activations[..., i], (w, h), interpolation=cv2.INTER_LINEAR) for i in range(activations.shape[-1])]
-    )
-    lo = maps.min(axis=(1, 2), keepdims=True)
-    hi = maps.max(axis=(1, 2), keepdims=True)
-    return ((maps - lo) / (hi - lo + EPSILON)).astype(np.float32)
+    """(h, w, k) activations -> (k, H, W) masks in 0..1, as used on the input."""
+    maps = tf.transpose(tf.constant(activations, tf.float32), (2, 0, 1))
+    return normalised_upsample(maps, tf.constant(size, tf.int32)).numpy()[..., 0]
 
 
 def scorecam_weights(masked_logits: np.ndarray, target: int, weighting: str = "softmax over channels") -> np.ndarray:
@@ -102,13 +109,20 @@ def scorecam(
     acts = layer_activations(m, x, layer)[0].astype(np.float32)
     channels = select_channels(acts, int(max_channels))
     kept = acts[..., channels]
-    size = m.input_shape[:2]
-    image = np.asarray(x[0], dtype=np.float32)
+    maps = np.ascontiguousarray(np.transpose(kept, (2, 0, 1)))
+    h, w, c = m.input_shape
+    fn = compiled_composite(
+        m,
+        "scorecam",
+        masked_copies,
+        [tf.TensorSpec([h, w, c], tf.float32), tf.TensorSpec([None, None, None], tf.float32)],
+    )
+    image = tf.constant(x[0], tf.float32)
 
-    def make_batch(i: int, j: int) -> np.ndarray:
-        return image[None] * upsampled_masks(kept[..., i:j], size)[..., None]
+    def run_batch(i: int, j: int) -> np.ndarray:
+        return fn(image, tf.constant(maps[i:j])).numpy()
 
-    logits = batched_logits(m, len(channels), make_batch, batch_size, progress, "Score-CAM masks")
+    logits = run_batched(m, len(channels), run_batch, batch_size, progress, "Score-CAM masks")
     weights = scorecam_weights(logits, target, weighting)
     extras = {
         "channels": channels,

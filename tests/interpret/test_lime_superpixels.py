@@ -12,6 +12,7 @@ from interpret.lime_superpixels import (
     BatchedLimeImageExplainer,
     boundaries,
     composites,
+    row_scorer,
     segment,
     segment_at_working_size,
     shown_superpixels,
@@ -66,6 +67,25 @@ def test_batched_sampling_matches_lime_itself(rng):
     assert dict(ours.local_exp[1]).keys() == dict(theirs.local_exp[1]).keys()
     for k, v in theirs.local_exp[1]:
         assert dict(ours.local_exp[1])[k] == pytest.approx(v, rel=1e-9, abs=1e-12)
+
+
+def test_compiled_copies_match_lime_and_the_model_sees_them(tiny, handle_of, rng):
+    # The compiled path (copies built inside the model's function) against stock lime
+    # building the copies itself and calling a plain classifier_fn on them.
+    m = handle_of(tiny.conv_softmax(input_shape=(10, 10, 3)))
+    image = m.prepare(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8))[0]
+    segments = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 5, axis=0), 5, axis=1)
+
+    def classify(batch):
+        return m.probabilities(m.logits(np.asarray(batch, np.float32), prepared=True))
+
+    kwargs = dict(labels=(2,), top_labels=None, num_samples=40, batch_size=6, segmentation_fn=lambda _im: segments)
+    ours = BatchedLimeImageExplainer(random_state=1, score_rows=row_scorer(m)).explain_instance(
+        image, classify, **kwargs
+    )
+    theirs = lime_image.LimeImageExplainer(random_state=1).explain_instance(image, classify, **kwargs)
+    for k, v in theirs.local_exp[2]:
+        assert dict(ours.local_exp[2])[k] == pytest.approx(v, rel=1e-4, abs=1e-7)
 
 
 def test_linear_model_gets_each_superpixels_exact_contribution(handle_of):
@@ -164,7 +184,7 @@ def test_batch_size_is_passed_through_and_does_not_change_the_result(tiny, handl
     a = explain(m, picture, "lime", num_samples=50, batch_size=7, progress=lambda _f, msg: messages.append(msg))
     b = explain(m, picture, "lime", num_samples=50, batch_size=0)
     np.testing.assert_allclose(a.extras["weights"], b.extras["weights"], rtol=1e-5, atol=1e-7)
-    batches = [msg for msg in messages if msg.startswith("LIME samples")]
+    batches = [msg for msg in messages if msg.startswith("LIME samples") and not msg.endswith("done")]
     assert len(batches) == 8  # ceil(50 / 7)
 
 

@@ -12,6 +12,7 @@ from interpret import Cancelled, explain
 from interpret.occlusion import (
     MAX_MASKS,
     fill_image,
+    occluded_copies,
     occlusion_map,
     occlusion_masks,
     patch_corners,
@@ -44,6 +45,17 @@ def test_occlusion_masks_exact():
     assert masks.dtype == bool
     np.testing.assert_array_equal(masks, expected)
     np.testing.assert_array_equal(patch_corners((3, 4), 2, 2), [[0, 0], [0, 2], [1, 0], [1, 2]])
+
+
+def test_compiled_copies_hide_exactly_the_masks(rng):
+    image = rng.random((5, 7, 3)).astype(np.float32)
+    filler = -np.ones_like(image)
+    corners = patch_corners((5, 7), 3, 2)
+    stream = np.vstack([[5, 7], corners]).astype(np.int32)  # first: a corner outside hides nothing
+    copies = occluded_copies(image, filler, stream, np.int32(3)).numpy()
+    np.testing.assert_array_equal(copies[0], image)
+    expected = np.where(occlusion_masks((5, 7), 3, 2)[..., None], filler, image)
+    np.testing.assert_array_equal(copies[1:], expected)
 
 
 def test_every_pixel_is_covered_by_a_full_patch():
