@@ -187,6 +187,14 @@ def worker_main() -> None:
             elif op == "load":
                 from models.upload import load_keras_file
 
+                if handle is not None:  # this worker moves on to another upload: drop the old model
+                    import gc
+
+                    import keras
+
+                    handle = None
+                    keras.backend.clear_session()
+                    gc.collect()
                 handle = load_keras_file(
                     request["path"], request["class_names"], request["preprocessing"], name=request["name"]
                 )
@@ -263,9 +271,11 @@ class Worker:
             start_new_session=True,
         )
         self.calls = 0
+        self.loads = 0
+        self.model_key: str | None = None
         self.peak_rss = 0
         self.last_used = time.monotonic()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held by the pool for a whole load + call
 
     @property
     def pid(self) -> int:
@@ -322,47 +332,49 @@ class Worker:
         return self.limits.load_timeout_s if what.startswith("Loading") else self.limits.call_timeout_s
 
     def request(self, message: dict[str, Any], what: str, progress: Callable[[float, str], None] | None = None) -> Any:
-        """Send one request; relay progress frames; return the result or raise the worker's error."""
-        with self.lock:
-            if not self.alive():
-                raise WorkerKilled(f"{what} failed: the model's worker process is not running.")
-            self.calls += 1
-            self.last_used = time.monotonic()
-            deadline = self.last_used + self.limits_for(what)
-            try:
-                _write_frame(self.process.stdin.fileno(), message)
-            except (BrokenPipeError, OSError) as exc:
+        """Send one request; relay progress frames; return the result or raise the worker's error.
+
+        The caller holds ``self.lock``: one request at a time.
+        """
+        if not self.alive():
+            raise WorkerKilled(f"{what} failed: the model's worker process is not running.")
+        self.calls += 1
+        self.last_used = time.monotonic()
+        deadline = self.last_used + self.limits_for(what)
+        try:
+            _write_frame(self.process.stdin.fileno(), message)
+        except (BrokenPipeError, OSError) as exc:
+            self.kill()
+            raise WorkerKilled(f"{what} failed: the model's worker process stopped.") from exc
+        while True:
+            (length,) = HEADER.unpack(self._read_exact(HEADER.size, deadline, what))
+            if length > self.limits.max_message_bytes:
                 self.kill()
-                raise WorkerKilled(f"{what} failed: the model's worker process stopped.") from exc
-            while True:
-                (length,) = HEADER.unpack(self._read_exact(HEADER.size, deadline, what))
-                if length > self.limits.max_message_bytes:
-                    self.kill()
-                    raise WorkerError(f"{what} failed: the worker's answer is {length / MB:.0f} MB, too large.")
-                try:
-                    reply = wire.decode(self._read_exact(length, deadline, what))
-                except wire.WireError:
-                    self.kill()
-                    raise
-                if not isinstance(reply, dict):
-                    self.kill()
-                    raise WorkerError(f"{what} failed: the worker sent a malformed answer.")
-                kind = reply.get("type")
-                if kind == "progress":
-                    if progress is not None:
-                        try:
-                            progress(float(reply.get("fraction", 0.0)), str(reply.get("message", "")))
-                        except BaseException:
-                            self.kill()  # cancelled mid-call: the worker is busy, so it goes
-                            raise
-                    continue
-                self.last_used = time.monotonic()
-                if kind == "result":
-                    return reply.get("value")
-                if kind == "error":
-                    _raise_remote(reply, what)
+                raise WorkerError(f"{what} failed: the worker's answer is {length / MB:.0f} MB, too large.")
+            try:
+                reply = wire.decode(self._read_exact(length, deadline, what))
+            except wire.WireError:
+                self.kill()
+                raise
+            if not isinstance(reply, dict):
                 self.kill()
                 raise WorkerError(f"{what} failed: the worker sent a malformed answer.")
+            kind = reply.get("type")
+            if kind == "progress":
+                if progress is not None:
+                    try:
+                        progress(float(reply.get("fraction", 0.0)), str(reply.get("message", "")))
+                    except BaseException:
+                        self.kill()  # cancelled mid-call: the worker is busy, so it goes
+                        raise
+                continue
+            self.last_used = time.monotonic()
+            if kind == "result":
+                return reply.get("value")
+            if kind == "error":
+                _raise_remote(reply, what)
+            self.kill()
+            raise WorkerError(f"{what} failed: the worker sent a malformed answer.")
 
 
 @dataclass(eq=False)
@@ -395,8 +407,6 @@ class _Entry:
     class_names: tuple[str, ...]
     preprocessing: str
     info: UploadedModel | None = None
-    worker: Worker | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def upload_key(data: bytes, class_names: Sequence[str], preprocessing: str) -> str:
@@ -411,7 +421,14 @@ def _safe_stem(filename: str) -> str:
 
 
 class WorkerPool:
-    """Uploads kept on disk (LRU, ``max_models``) with at most ``max_workers`` live worker processes."""
+    """Uploads kept on disk (LRU, ``max_models``), served by at most ``max_workers`` worker processes.
+
+    A worker holds one model at a time. A call for another upload takes the least recently
+    used idle worker and loads that upload into it (the old model is dropped). A worker is
+    replaced by a fresh process after ``max_loads`` models or ``limits.max_calls`` calls,
+    and stopped when idle for ``limits.idle_s``; so memory stays bounded however many
+    files people upload.
+    """
 
     def __init__(
         self,
@@ -419,106 +436,116 @@ class WorkerPool:
         max_models: int | None = None,
         limits: WorkerLimits | None = None,
         folder: str | Path | None = None,
+        max_loads: int | None = None,
     ) -> None:
         self.max_workers = max(1, int(max_workers or os.environ.get("CNN_LENS_MAX_WORKERS", 2)))
         self.max_models = max(1, int(max_models or os.environ.get("CNN_LENS_MAX_UPLOADS", 16)))
+        self.max_loads = max(1, int(max_loads or os.environ.get("CNN_LENS_WORKER_MAX_LOADS", 20)))
         self.limits = limits or WorkerLimits.from_env()
         self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="cnn-lens-uploads-"))
         self.folder.mkdir(parents=True, exist_ok=True)
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._workers: list[Worker] = []
         self._lock = threading.RLock()
-        self.started = 0  # workers started so far (for tests and the load script)
+        self.started = 0  # worker processes started so far (for tests and the load script)
 
     # -- bookkeeping -------------------------------------------------------------------------
     def live_workers(self) -> list[Worker]:
         with self._lock:
-            return [e.worker for e in self._entries.values() if e.worker is not None and e.worker.alive()]
+            return [w for w in self._workers if w.alive()]
 
     def models(self) -> list[str]:
         with self._lock:
             return list(self._entries)
 
-    def _evict(self) -> None:
-        """Drop idle or surplus workers and surplus files; called with the pool lock held."""
+    def _tidy(self) -> None:
+        """Stop idle or dead workers and drop surplus uploads; called with the pool lock held."""
         now = time.monotonic()
-        for entry in self._entries.values():
-            w = entry.worker
-            if w is not None and (not w.alive() or now - w.last_used > self.limits.idle_s) and not w.lock.locked():
+        for w in list(self._workers):
+            if w.lock.locked():
+                continue
+            if not w.alive() or now - w.last_used > self.limits.idle_s:
                 w.kill()
-                entry.worker = None
+                self._workers.remove(w)
         while len(self._entries) > self.max_models:
-            key, entry = next(iter(self._entries.items()))
-            if entry.lock.locked():
-                break
-            del self._entries[key]
-            if entry.worker is not None:
-                entry.worker.kill()
+            _, entry = self._entries.popitem(last=False)
             shutil.rmtree(entry.path.parent, ignore_errors=True)
 
-    def _make_room(self, keep: str) -> None:
-        with self._lock:
-            live = [e for e in self._entries.values() if e.worker is not None and e.key != keep]
-            while len(live) >= self.max_workers:
-                idle = [e for e in live if not e.worker.lock.locked()]
-                if not idle:
-                    break
-                victim = idle[0]  # least recently used first (OrderedDict order)
-                victim.worker.kill()
-                victim.worker = None
-                live.remove(victim)
-
-    def _worker_for(self, entry: _Entry) -> Worker:
-        """The entry's live worker, started (and the model loaded) if needed; entry.lock is held."""
-        w = entry.worker
-        if w is not None and w.alive() and w.calls < self.limits.max_calls:
-            return w
-        if w is not None:
-            w.kill()
-            entry.worker = None
-        self._make_room(entry.key)
+    def _spawn(self) -> Worker:
         w = Worker(self.limits)
         self.started += 1
+        return w
+
+    def _checkout(self, entry: _Entry) -> Worker:
+        """A worker holding ``entry``'s model, its lock held by the caller from here on."""
+        with self._lock:
+            self._tidy()
+            w = next((w for w in self._workers if w.model_key == entry.key and w.alive()), None)
+            if w is None and len(self._workers) < self.max_workers:
+                w = self._spawn()
+                self._workers.append(w)
+            if w is None:
+                idle = [w for w in self._workers if not w.lock.locked()]
+                w = min(idle or self._workers, key=lambda w: w.last_used)
+        w.lock.acquire()
         try:
-            info = w.request(
-                {
-                    "op": "load",
-                    "path": str(entry.path),
-                    "class_names": list(entry.class_names),
-                    "preprocessing": entry.preprocessing,
-                    "name": _safe_stem(entry.filename),
-                },
-                f"Loading {entry.filename}",
-            )
+            stale = w.calls >= self.limits.max_calls or (w.model_key != entry.key and w.loads >= self.max_loads)
+            if not w.alive() or stale:
+                fresh = self._spawn()
+                fresh.lock.acquire()
+                with self._lock:
+                    self._workers[self._workers.index(w)] = fresh
+                w.kill()
+                w.lock.release()
+                w = fresh
+            if w.model_key != entry.key:
+                w.model_key = None
+                info = w.request(
+                    {
+                        "op": "load",
+                        "path": str(entry.path),
+                        "class_names": list(entry.class_names),
+                        "preprocessing": entry.preprocessing,
+                        "name": _safe_stem(entry.filename),
+                    },
+                    f"Loading {entry.filename}",
+                )
+                w.model_key = entry.key
+                w.loads += 1
+                if entry.info is None:
+                    entry.info = UploadedModel(
+                        key=entry.key,
+                        name=str(info["name"]),
+                        input_shape=tuple(int(v) for v in info["input_shape"]),
+                        class_names=[str(c) for c in info["class_names"]],
+                        num_classes=int(info["num_classes"]),
+                        conv_layers=[str(c) for c in info["conv_layers"]],
+                        last_conv_layer=info["last_conv_layer"],
+                        head_kind=str(info["head_kind"]),
+                        parameters=int(info["parameters"]),
+                        pool=self,
+                    )
         except BaseException:
-            w.kill()
+            w.lock.release()
+            with self._lock:
+                self._tidy()
             raise
-        entry.worker = w
-        if entry.info is None:
-            entry.info = UploadedModel(
-                key=entry.key,
-                name=str(info["name"]),
-                input_shape=tuple(int(v) for v in info["input_shape"]),
-                class_names=[str(c) for c in info["class_names"]],
-                num_classes=int(info["num_classes"]),
-                conv_layers=[str(c) for c in info["conv_layers"]],
-                last_conv_layer=info["last_conv_layer"],
-                head_kind=str(info["head_kind"]),
-                parameters=int(info["parameters"]),
-                pool=self,
-            )
         return w
 
     # -- public ------------------------------------------------------------------------------
     def load(
         self, data: bytes, filename: str, class_names: Sequence[str] = (), preprocessing: str = "0..1"
     ) -> UploadedModel:
-        """Check an upload here (archive + config), then load it in a fresh worker; cached by content."""
+        """Check an upload here (archive + config), then load it in a worker; cached by content."""
         from models.safety import check_archive, check_config, check_suffix
 
         check_suffix(Path(str(filename)))
         key = upload_key(data, class_names, preprocessing)
         with self._lock:
             entry = self._entries.get(key)
+            if entry is not None and entry.info is not None:
+                self._entries.move_to_end(key)
+                return entry.info
             if entry is None:
                 folder = self.folder / key[:24]
                 folder.mkdir(parents=True, exist_ok=True)
@@ -531,19 +558,15 @@ class WorkerPool:
                     raise
                 entry = _Entry(key, path, Path(filename).name, tuple(class_names), preprocessing)
                 self._entries[key] = entry
-            self._entries.move_to_end(key)
-        with entry.lock:
-            if entry.info is None:
-                try:
-                    self._worker_for(entry)
-                except BaseException:
-                    with self._lock:
-                        if self._entries.get(key) is entry:
-                            del self._entries[key]
+        try:
+            w = self._checkout(entry)
+        except BaseException:
+            with self._lock:
+                if self._entries.get(key) is entry and entry.info is None:
+                    del self._entries[key]
                     shutil.rmtree(entry.path.parent, ignore_errors=True)
-                    raise
-        with self._lock:
-            self._evict()
+            raise
+        w.lock.release()
         assert entry.info is not None
         return entry.info
 
@@ -560,20 +583,20 @@ class WorkerPool:
                 raise ModelLoadError("This uploaded model was cleared from the server to make room; upload it again.")
             self._entries.move_to_end(key)
         what = fn_path.split(":")[-1].replace("_", " ")
-        with entry.lock:
-            worker = self._worker_for(entry)
+        w = self._checkout(entry)
+        try:
             message = {"op": "call", "fn": fn_path, "kwargs": kwargs, "progress": progress is not None}
-            result = worker.request(message, f"Running {what} on {entry.filename}", progress)
-        with self._lock:
-            self._evict()
-        return result
+            return w.request(message, f"Running {what} on {entry.filename}", progress)
+        finally:
+            w.lock.release()
+            with self._lock:
+                self._tidy()
 
     def close(self) -> None:
         with self._lock:
-            for entry in self._entries.values():
-                if entry.worker is not None:
-                    entry.worker.kill()
-                    entry.worker = None
+            for w in self._workers:
+                w.kill()
+            self._workers.clear()
             self._entries.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -257,3 +257,24 @@ def _assert_same(a, b, where: str) -> None:
         np.testing.assert_allclose(np.asarray(b, dtype=float), np.asarray(a, dtype=float), atol=1e-5, err_msg=where)
     else:
         assert a == b, where
+
+
+def test_many_uploads_in_a_row_keep_workers_files_and_memory_bounded(tmp_path: Path) -> None:
+    """One worker serves upload after upload (each replaces the last) and is replaced every 4 models."""
+    from models.worker import _rss_bytes
+
+    folder = tmp_path / "uploads"
+    pool = WorkerPool(max_workers=1, max_models=3, max_loads=4, folder=folder)
+    rss = []
+    try:
+        for i in range(10):
+            m = pool.load(_save(_tiny(10 + i, 2), tmp_path / f"m{i}.keras"), f"m{i}.keras", [f"a{i}", f"b{i}"])
+            top = compute.run(m, compute.top_k, image=_image(), k=2)
+            assert {name for _, name, _ in top} == {f"a{i}", f"b{i}"}
+            assert len(pool.live_workers()) == 1 and len(pool.models()) <= 3
+            assert len(list(folder.iterdir())) <= 3
+            rss.append(_rss_bytes(pool.live_workers()[0].pid))
+        assert pool.started == 3  # 10 models, at most 4 per worker process
+        assert max(rss) < rss[0] + 300_000_000
+    finally:
+        pool.close()
