@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.bench_methods`` (see benchmarks/README.md)."""
