@@ -166,6 +166,23 @@ def _limit_self(address_space: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
 
 
+CANCEL = threading.Event()  # set by SIGUSR1: the server's user superseded the running call
+
+
+def _progress_reporter(out_fd: int) -> Callable[[float, str], None]:
+    """Progress for a call in the worker: a frame to the server, and the cancellation point."""
+    CANCEL.clear()
+
+    def report(fraction: float, message: str = "") -> None:
+        if CANCEL.is_set():
+            from interpret.progress import Cancelled
+
+            raise Cancelled("superseded by a newer request")
+        _write_frame(out_fd, {"type": "progress", "fraction": float(fraction), "message": str(message)})
+
+    return report
+
+
 def worker_main() -> None:
     """Serve one model: ``load`` once, then ``call`` requests until stdin closes."""
     out_fd = os.dup(1)
@@ -173,6 +190,7 @@ def worker_main() -> None:
     in_fd = os.dup(0)
     _limit_self(int(os.environ.get("CNN_LENS_WORKER_RLIMIT_AS", "0")))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    signal.signal(signal.SIGUSR1, lambda *_: CANCEL.set())
     handle = None
     while True:
         try:
@@ -205,9 +223,7 @@ def worker_main() -> None:
                 fn = resolve_function(request["fn"])
                 kwargs = dict(request["kwargs"])
                 if request.get("progress"):
-                    kwargs["progress"] = lambda fraction, message="": _write_frame(
-                        out_fd, {"type": "progress", "fraction": float(fraction), "message": str(message)}
-                    )
+                    kwargs["progress"] = _progress_reporter(out_fd)
                 _write_frame(out_fd, {"type": "result", "value": fn(handle, **kwargs)})
             else:
                 raise WorkerError(f"Unknown request {op!r}.")
@@ -331,6 +347,21 @@ class Worker:
     def limits_for(self, what: str) -> float:
         return self.limits.load_timeout_s if what.startswith("Loading") else self.limits.call_timeout_s
 
+    def _cancel(self, deadline: float, what: str) -> None:
+        """Ask the busy worker to stop at its next progress report, and wait for it (or kill it)."""
+        try:
+            os.kill(self.pid, signal.SIGUSR1)
+            deadline = min(deadline, time.monotonic() + 30.0)
+            while True:
+                (length,) = HEADER.unpack(self._read_exact(HEADER.size, deadline, what))
+                if length > self.limits.max_message_bytes:
+                    raise WorkerError("answer too large")
+                reply = wire.decode(self._read_exact(length, deadline, what))
+                if not (isinstance(reply, dict) and reply.get("type") == "progress"):
+                    return  # the call's end (its result or its Cancelled error): the worker is free again
+        except (OSError, ValueError):
+            self.kill()
+
     def request(self, message: dict[str, Any], what: str, progress: Callable[[float, str], None] | None = None) -> Any:
         """Send one request; relay progress frames; return the result or raise the worker's error.
 
@@ -364,8 +395,8 @@ class Worker:
                 if progress is not None:
                     try:
                         progress(float(reply.get("fraction", 0.0)), str(reply.get("message", "")))
-                    except BaseException:
-                        self.kill()  # cancelled mid-call: the worker is busy, so it goes
+                    except Exception:
+                        self._cancel(deadline, what)
                         raise
                 continue
             self.last_used = time.monotonic()

@@ -172,11 +172,39 @@ async def drive(browser, url: str, s: Session, others: list[str], timeout_s: flo
         s._context = context  # closed by the caller once all sessions finished
 
 
+async def upload_series(browser, url: str, files: list[Path], timeout_s: float, pid: int | None) -> dict:
+    """One session uploads ``files`` one after another, waiting for each model's Explain result."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(timeout_s * 1000)
+    out: dict = {"done": 0, "errors": [], "rss": []}
+    await page.goto(url)
+    await page.wait_for_selector("[data-testid='stSidebar']")
+    await idle(page)
+    await page.get_by_text("Upload a .keras model").click()
+    await idle(page)
+    for path in files:
+        try:
+            await page.locator("[data-testid='stSidebar'] input[type='file']").first.set_input_files(str(path))
+            await page.get_by_text(f"Model: {path.stem}.").wait_for()
+            out["done"] += 1
+        except Exception as exc:
+            out["errors"].append(f"{path.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        if pid:
+            out["rss"].append(tree_rss(pid))
+    await context.close()
+    return out
+
+
 async def main_async(args: argparse.Namespace, url: str, sessions: list[Session]) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        if args.in_a_row:
+            args.series = await upload_series(browser, url, args.series_files, args.timeout, args.pid)
+            await browser.close()
+            return
         all_names = {s.index: s.class_names for s in sessions}
         tasks = []
         for s in sessions:
@@ -227,11 +255,15 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="a running app; default: start one on a free loopback port")
     parser.add_argument("--pid", type=int, default=None, help="the running server's pid, to measure its memory")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds each session may take")
+    parser.add_argument(
+        "--in-a-row", type=int, default=0, help="instead: one session uploads this many models in a row"
+    )
     parser.add_argument("--stagger", type=float, default=0.5, help="seconds between opening sessions")
     args = parser.parse_args()
     uploads = args.sessions // 2 if args.uploads is None else min(args.uploads, args.sessions)
     folder = Path(tempfile.mkdtemp(prefix="cnn-lens-load-"))
-    models = make_models(uploads, folder)
+    models = make_models(max(uploads, args.in_a_row), folder)
+    args.series_files = [path for path, _ in models[: args.in_a_row]]
     sessions = [
         Session(i, models[i][0] if i < uploads else None, models[i][1] if i < uploads else [])
         for i in range(args.sessions)
@@ -245,6 +277,7 @@ def main() -> None:
         log.parent.mkdir(exist_ok=True)
         server = start_server(port, log)
         url, pid = f"http://127.0.0.1:{port}", server.pid
+    args.pid = pid
     watch = MemoryWatch(pid) if pid else None
     if watch:
         base, _ = tree_rss(pid)
@@ -263,6 +296,22 @@ def main() -> None:
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
+    if args.in_a_row:
+        series = args.series
+        print(f"uploads in a row: {series['done']}/{args.in_a_row} drawn their result, wall {wall:.0f} s")
+        if series["rss"]:
+            every = max(1, len(series["rss"]) // 10)
+            marks = ", ".join(
+                f"#{i + 1}: {rss / 1e6:.0f} MB/{procs}p"
+                for i, (rss, procs) in enumerate(series["rss"])
+                if (i + 1) % every == 0
+            )
+            print(f"server tree RSS after uploads: {marks}")
+            print(f"peak {watch.peak / 1e6:.0f} MB ({watch.peak_procs} processes at most), start {base / 1e6:.0f} MB")
+        print(f"errors: {len(series['errors'])}")
+        for message in series["errors"][:20]:
+            print(f"  {message}")
+        sys.exit(0 if series["done"] == args.in_a_row else 1)
     held = sum(s.held for s in sessions)
     print(f"sessions: {args.sessions} ({uploads} uploading their own model), wall {wall:.0f} s")
     print(f"sessions held (own result drawn): {held}/{args.sessions}")

@@ -278,3 +278,28 @@ def test_many_uploads_in_a_row_keep_workers_files_and_memory_bounded(tmp_path: P
         assert max(rss) < rss[0] + 300_000_000
     finally:
         pool.close()
+
+
+def test_a_superseded_call_stops_in_the_worker_which_stays_alive(pool, tiny_file) -> None:
+    import threading
+
+    from interpret import Cancelled, Progress
+
+    remote = pool.load(tiny_file.read_bytes(), "tiny.keras", ["cat", "dog", "fox"])
+    compute.run(remote, compute.top_k, image=_image())
+    (worker,) = [w for w in pool.live_workers() if w.model_key == remote.key]
+    event = threading.Event()
+    seen: list[float] = []
+
+    def supersede_after_first(fraction: float, message: str) -> None:
+        seen.append(fraction)
+        event.set()  # a newer request arrived
+
+    progress = Progress(supersede_after_first, cancel=event)
+    with pytest.raises(Cancelled):
+        compute.run(
+            remote, explain, image=_image(), method="occlusion", patch=2, stride=1, batch_size=4, progress=progress
+        )
+    assert len(seen) == 1
+    assert worker.alive() and worker.model_key == remote.key  # no restart: the worker stopped the call itself
+    assert len(compute.run(remote, compute.top_k, image=_image(), k=2)) == 2
