@@ -73,7 +73,10 @@ def median_of(fn: Callable[[], object], repeats: int) -> float:
 
 
 def quiet_tqdm() -> None:
-    """lime and tf-keras-vis draw progress bars; keep the table readable."""
+    """lime, tf-keras-vis and Keras draw progress bars; keep the table readable."""
+    import keras
+
+    keras.utils.disable_interactive_logging()  # tf-keras-vis's Scorecam calls model.predict
     try:
         import tqdm
 
@@ -442,7 +445,9 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(
         f"{m.name} {m.input_shape[0]}x{m.input_shape[1]}, one image, median of {repeats}; "
-        "ratio = median / floor; 'vs peer' = our median / the peer's (below 1: we are faster)"
+        "ratio = median over rounds of (our time / the floor timed next to it); 'vs peer' = the same "
+        "for our time / the peer's (below 1: we are faster); fn = the method function alone, without "
+        "explain()'s preparing and top-1 forward pass"
     )
     print_table(list(rows.values()), peers)
     for note in notes:
