@@ -144,7 +144,9 @@ async def drive(browser, url: str, s: Session, others: list[str], timeout_s: flo
             if "server is busy" in text + sidebar:
                 s.busy += 1
                 await page.wait_for_timeout(2000)
-                await page.get_by_text("Explain", exact=True).first.click()  # rerun the page to try again
+                await page.locator("[data-testid='stMain'] h1").first.click()
+                await page.keyboard.press("r")  # Streamlit's rerun shortcut: try again, as a person would
+                await idle(page)
                 continue
             if expected in text and "for '" in text:
                 break
@@ -156,7 +158,8 @@ async def drive(browser, url: str, s: Session, others: list[str], timeout_s: flo
                 return
             await page.wait_for_timeout(500)
         else:
-            s.errors.append(f"timed out after {timeout_s:.0f} s waiting for '{expected}'")
+            last = " | ".join((await page.locator("[data-testid='stMain']").inner_text()).split("\n"))[:300]
+            s.errors.append(f"timed out after {timeout_s:.0f} s waiting for '{expected}'; the page showed: {last}")
             return
         s.held = True
         s.seconds = time.monotonic() - start
