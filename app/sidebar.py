@@ -72,7 +72,13 @@ def _choose_image(model: ModelHandle | None) -> tuple[np.ndarray | None, bytes, 
     source = st.radio("Picture", IMAGE_SOURCES, key="image_source")
     if source == IMAGE_SOURCES[0]:
         channels = model.input_shape[2] if model else 3
-        entry = st.selectbox("Sample", gallery.samples_for(channels), format_func=gallery.label, key="sample")
+        # One picker per kind of model, so switching to an RGB model offers a photo first.
+        entry = st.selectbox(
+            "Sample",
+            gallery.samples_for(channels),
+            format_func=gallery.label,
+            key="sample:gray" if channels == 1 else "sample:rgb",
+        )
         picture, data = gallery.load_sample(entry)
         st.image(picture, caption=entry.partition(": ")[2], width=120)
         return picture, data, entry.partition(": ")[2]

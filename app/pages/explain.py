@@ -119,7 +119,11 @@ if not choice.ready:
 cancel = superseding.supersede(st.session_state, "explain:job")
 
 m, image = choice.model, choice.image
-top = top_predictions(choice.model_key, choice.image_key, m, image)
+try:
+    top = top_predictions(choice.model_key, choice.image_key, m, image)
+except ValueError as exc:  # e.g. the server is busy, or the picture does not suit the model
+    st.error(str(exc))
+    st.stop()
 top_names = {i: p for i, _, p in top}
 
 settings, results = st.columns([1, 2], gap="large")
@@ -167,7 +171,7 @@ with results:
     original, explained = st.columns(2)
     h, w = display_size(*image.shape[:2])
     shown = fit(image, h, w)
-    original.image(shown, caption=f"Input: {choice.image_label}", width="stretch")
+    original.image(shown, caption=f"Input: {choice.image_label}", width="stretch", output_format="PNG")
     with explained:
         try:
             e = explanation(
@@ -190,7 +194,7 @@ with results:
         if "segments" in e.extras:
             picture = boundaries(picture, e.extras["segments"])
         where = f" at {e.layer}" if e.layer else ""
-        st.image(picture, caption=f"{method.title} for '{e.target_name}'{where}", width="stretch")
+        st.image(picture, caption=f"{method.title} for '{e.target_name}'{where}", width="stretch", output_format="PNG")
     if method.signed:
         st.caption(
             "Red: evidence for the class (the score rises). Blue: evidence against it. Zero is the middle colour."
@@ -200,16 +204,18 @@ with results:
     download_png, download_npy = st.columns(2)
     download_png.download_button(
         "Download overlay (PNG)",
-        encode_png(picture),
+        lambda: encode_png(picture),  # encoded only when the button is pressed
         file_name=f"{method_name}_{e.target_name.replace('/', '-').replace(' ', '_')}.png",
         mime="image/png",
+        on_click="ignore",
         width="stretch",
     )
     download_npy.download_button(
         "Download heatmap (NumPy .npy)",
-        heatmap_npy(e),
+        lambda: heatmap_npy(e),
         file_name=f"{method_name}_heatmap.npy",
         mime="application/octet-stream",
+        on_click="ignore",
         width="stretch",
     )
     st.subheader("Top-5 predictions")

@@ -15,7 +15,8 @@ Real browser (mark such tests ``@pytest.mark.browser``):
   Playwright, headless. Playwright never downloads a browser here.
 - ``page`` (per test): a fresh browser context and page, 1400x1000, already opened at the
   app and waited for until Streamlit has drawn it.
-- ``screenshot_dir``: ``artifacts/screenshots/`` (git-ignored), created on demand.
+- ``screenshot_dir``: ``artifacts/screenshots/`` (git-ignored), created on demand. A browser
+  test that fails leaves ``failed-<test name>.png`` there.
 - ``wait_idle``: the function ``wait_for_app_idle(page)``, which waits until Streamlit has
   finished its current script run.
 
@@ -157,9 +158,12 @@ def browser():
 def wait_for_app_idle(page, timeout_s: float = APP_TIMEOUT_S) -> None:
     """Wait until Streamlit has finished its current script run (no 'running' status widget)."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout_s * 1000)
+    # While a run is going, the top bar shows the status widget with a running icon and "Stop".
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        """() => {
+          const w = document.querySelector("[data-testid='stStatusWidget']");
+          return !w || !(w.innerText.includes('Stop') || w.innerText.includes('Running'));
+        }""",
         timeout=timeout_s * 1000,
     )
 
@@ -169,8 +173,15 @@ def wait_idle() -> Callable:
     return wait_for_app_idle
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def page(browser, streamlit_server):
+def page(request, browser, streamlit_server, screenshot_dir):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(APP_TIMEOUT_S * 1000)
@@ -179,4 +190,7 @@ def page(browser, streamlit_server):
     try:
         yield pg
     finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:  # what the browser showed when the test failed
+            pg.screenshot(path=str(screenshot_dir / f"failed-{request.node.name}.png"), full_page=True)
         context.close()

@@ -30,7 +30,7 @@ def test_explain_page_draws_prediction_and_overlay(app_test, bundled):
     at.run()
     assert not at.exception
     assert not at.error
-    at.selectbox(key="sample").set_value(SAMPLE).run()
+    at.selectbox(key="sample:gray").set_value(SAMPLE).run()
     assert not at.exception
     assert not at.error
 
@@ -53,7 +53,7 @@ def test_explain_page_draws_prediction_and_overlay(app_test, bundled):
 def test_target_and_layer_choices_reach_the_explanation(app_test, bundled):
     at = app_test()
     at.run()
-    at.selectbox(key="sample").set_value(SAMPLE).run()
+    at.selectbox(key="sample:gray").set_value(SAMPLE).run()
     target = next(s for s in at.selectbox if s.key.startswith("explain:target:"))
     target.set_value(3).run()
     first_conv = bundled.conv_layers[0]
