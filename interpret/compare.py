@@ -218,9 +218,18 @@ def panel_scales(grid: CompareGrid, shared: bool) -> dict[tuple[str, int], float
 
 
 def grid_png(
-    grid: CompareGrid, image: np.ndarray, shared: bool = False, alpha: float = 0.5, cmap: str = "jet", dpi: int = 100
+    grid: CompareGrid,
+    image: np.ndarray,
+    shared: bool = False,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    dpi: int = 100,
+    signed_cmap: str = "coolwarm",
 ) -> bytes:
-    """The grid as one PNG: a row per method, a column per class, the picture first."""
+    """The grid as one PNG: a row per method, a column per class, the picture first.
+
+    Signed maps (e.g. occlusion) use ``signed_cmap``, a diverging colormap centred on zero.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -14,6 +14,7 @@ from models import ModelHandle
 LECTURE_METHODS = ("guided_backprop", "gradcam", "guided_gradcam", "occlusion")
 PER_PANEL = "Each panel on its own"
 SHARED = "Shared by the classes of a method"
+SIGNED_CMAP = "coolwarm"  # signed maps (occlusion): red supports the class, blue speaks against it
 
 
 @st.cache_data(max_entries=64, ttl="2h", show_spinner=False)
@@ -129,9 +130,11 @@ for method in grid.methods:
     row[0].image(image, caption=METHODS[method].title, width="stretch", clamp=True)
     for col, t in zip(row[1:], grid.targets, strict=True):
         p = grid.panel(method, t)
-        picture = overlay(image, p.heatmap, alpha=alpha, cmap=cmap, signed=p.signed, vmax=scales[(method, t)])
+        colours = SIGNED_CMAP if p.signed else cmap
+        picture = overlay(image, p.heatmap, alpha=alpha, cmap=colours, signed=p.signed, vmax=scales[(method, t)])
         col.image(picture, caption=f"{p.title}: {p.target_name}", width="stretch")
 st.caption(
+    "Signed maps (occlusion) use a red-blue scale: red supports the class, blue speaks against it. "
     "Shared colour scale: one scale for the classes of each method, so their strengths compare; methods keep "
     "their own, since their units differ. " + (f"CAM layer: {grid.layer}." if grid.layer else "")
 )
@@ -139,7 +142,7 @@ st.caption(
 png, bundle = st.columns(2)
 png.download_button(
     "Download grid (PNG)",
-    grid_png(grid, image, shared=shared, alpha=alpha, cmap=cmap),
+    grid_png(grid, image, shared=shared, alpha=alpha, cmap=cmap, signed_cmap=SIGNED_CMAP),
     file_name="compare_grid.png",
     mime="image/png",
     key="compare:png",

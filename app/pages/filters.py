@@ -49,7 +49,7 @@ def tile_figure(tiles: np.ndarray, columns: int, rgb: bool) -> go.Figure:
             hovertemplate="filter %{customdata[0]}<br>weight %{customdata[1]:.4f}<extra></extra>",
         )
     fig = go.Figure(trace)
-    height = int(np.clip(800 * raw.shape[0] / raw.shape[1], 200, 1400))
+    height = int(np.clip(900 * raw.shape[0] / raw.shape[1], 260, 1400))
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
@@ -96,7 +96,7 @@ with settings:
     channel = 0
     if show == SHOW_CHANNEL:
         channel = st.number_input("Input channel", 0, cin - 1, 0, key=f"filters:channel:{choice.model_key}:{layer}")
-    columns = st.slider("Tiles per row", 4, 32, min(16, max(4, cout)), key="filters:columns")
+    columns = st.slider("Tiles per row", 4, 32, 8 if cout <= 32 else 16, key="filters:columns")
 
 with view:
     if show == SHOW_RGB:
