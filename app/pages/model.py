@@ -48,7 +48,7 @@ except ValueError as exc:
     st.error(str(exc))
     st.stop()
 
-name, shape, params, classes = st.columns(4)
+name, shape, params, classes = st.columns([2, 1, 1, 1])
 name.metric("Model", s.name)
 shape.metric("Input (H x W x C)", " x ".join(str(d) for d in s.input_shape))
 params.metric("Parameters", f"{s.total_params:,}")
@@ -64,7 +64,7 @@ st.markdown(f"Output: {s.head}.")
 
 st.subheader("Layers")
 st.caption("Nested sub-models are listed with their path (outer/inner). Receptive field and jump in input pixels.")
-st.dataframe(layer_frame(s), hide_index=True, width="stretch")
+st.dataframe(layer_frame(s), hide_index=True, width="stretch", height=420)
 
 st.subheader("Classes")
 st.dataframe(pd.DataFrame({"index": range(len(s.class_names)), "class": s.class_names}), hide_index=True, height=300)

@@ -39,6 +39,7 @@ def test_compare_grid_draws_and_exports(page, streamlit_server, screenshot_dir, 
     main_text = page.locator(MAIN).inner_text()
     for title in ("Guided backprop", "Grad-CAM", "Guided Grad-CAM", "Occlusion"):
         assert title in main_text
+    page.set_viewport_size({"width": 1400, "height": 2400})  # Streamlit scrolls inside: make room for the grid
     page.screenshot(path=str(screenshot_dir / "compare_grid.png"), full_page=True)
 
     with page.expect_download() as download:
