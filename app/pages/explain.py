@@ -14,7 +14,7 @@ from app import compute, sidebar, superseding, widgets
 from interpret import METHODS, Cancelled, Explanation, Method, explain
 from interpret.images import encode_png
 from interpret.lime_superpixels import boundaries
-from interpret.overlay import as_rgb, overlay
+from interpret.overlay import as_rgb, colorize, normalize, overlay
 from models import ModelHandle
 from models.preprocessing import resize_map
 
@@ -92,6 +92,19 @@ def fit(picture: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_NEAREST)
 
 
+def signed_overlay(picture: np.ndarray, heatmap: np.ndarray, alpha: float, cmap: str) -> np.ndarray:
+    """A signed map on a diverging colormap, zero in the middle, opaque where the evidence is strong.
+
+    Where the map is near zero the picture shows through unchanged, so a few strong regions
+    (occlusion patches, LIME superpixels) are not drowned in the colormap's middle grey.
+    """
+    base = as_rgb(picture).astype(np.float32)
+    unit = normalize(heatmap, signed=True)  # 0.5 is zero
+    strength = np.sqrt(np.abs(unit - 0.5) * 2.0)[..., None]
+    a = alpha * strength
+    return (base * (1 - a) + colorize(unit, cmap).astype(np.float32) * a).round().astype(np.uint8)
+
+
 def method_label(name: str) -> str:
     return METHODS[name].title
 
@@ -164,15 +177,18 @@ with settings:
             params = widgets.method_params(method, "explain")
     else:
         params = {}
-    st.subheader("Overlay")
-    alpha, cmap = widgets.overlay_controls("explain", signed=method.signed)
 
 with results:
     original, explained = st.columns(2)
     h, w = display_size(*image.shape[:2])
     shown = fit(image, h, w)
-    original.image(shown, caption=f"Input: {choice.image_label}", width="stretch", output_format="PNG")
+    # Enlarged tiny pictures stay crisp as PNG; photos travel faster as JPEG.
+    fmt = "PNG" if max(image.shape[:2]) < DISPLAY_MIN_SIDE else "JPEG"
+    original.image(shown, caption=f"Input: {choice.image_label}", width="stretch", output_format=fmt)
     with explained:
+        slot = st.container()  # the progress bar while computing, then the overlay
+    e: Explanation | None = None
+    with slot:
         try:
             e = explanation(
                 choice.model_key,
@@ -187,37 +203,44 @@ with results:
             )
         except Cancelled:  # a newer choice took over; that run draws its own result
             st.stop()
-        except ValueError as exc:
+        except ValueError as exc:  # e.g. CAM on a model without global average pooling
             st.error(str(exc))
-            st.stop()
-        picture = overlay(shown, resize_map(e.heatmap, h, w), alpha=alpha, cmap=cmap, signed=method.signed)
+    if e is not None:
+        alpha, cmap = widgets.overlay_controls("explain", signed=method.signed)
+        heat = resize_map(e.heatmap, h, w)
+        if method.signed:
+            picture = signed_overlay(shown, heat, alpha, cmap)
+        else:
+            picture = overlay(shown, heat, alpha=alpha, cmap=cmap)
         if "segments" in e.extras:
             picture = boundaries(picture, e.extras["segments"])
         where = f" at {e.layer}" if e.layer else ""
-        st.image(picture, caption=f"{method.title} for '{e.target_name}'{where}", width="stretch", output_format="PNG")
-    if method.signed:
-        st.caption(
-            "Red: evidence for the class (the score rises). Blue: evidence against it. Zero is the middle colour."
+        slot.image(picture, caption=f"{method.title} for '{e.target_name}'{where}", width="stretch", output_format=fmt)
+        if method.signed:
+            st.caption(
+                "Signed map: the top end of the colormap (red in coolwarm) is evidence for the class, the bottom "
+                "end (blue) evidence against it. Strong evidence is opaque; near zero the picture shows through."
+            )
+        else:
+            st.caption("Bright colours mark the regions that mattered most for the class score.")
+        download_png, download_npy = st.columns(2)
+        download_png.download_button(
+            "Download overlay (PNG)",
+            lambda: encode_png(picture),  # encoded only when the button is pressed
+            file_name=f"{method_name}_{e.target_name.replace('/', '-').replace(' ', '_')}.png",
+            mime="image/png",
+            on_click="ignore",
+            width="stretch",
         )
-    else:
-        st.caption("Bright colours mark the regions that mattered most for the class score.")
-    download_png, download_npy = st.columns(2)
-    download_png.download_button(
-        "Download overlay (PNG)",
-        lambda: encode_png(picture),  # encoded only when the button is pressed
-        file_name=f"{method_name}_{e.target_name.replace('/', '-').replace(' ', '_')}.png",
-        mime="image/png",
-        on_click="ignore",
-        width="stretch",
-    )
-    download_npy.download_button(
-        "Download heatmap (NumPy .npy)",
-        lambda: heatmap_npy(e),
-        file_name=f"{method_name}_heatmap.npy",
-        mime="application/octet-stream",
-        on_click="ignore",
-        width="stretch",
-    )
+        download_npy.download_button(
+            "Download heatmap (NumPy .npy)",
+            lambda: heatmap_npy(e),
+            file_name=f"{method_name}_heatmap.npy",
+            mime="application/octet-stream",
+            on_click="ignore",
+            width="stretch",
+        )
     st.subheader("Top-5 predictions")
     st.plotly_chart(prediction_chart(top, highlight=target), width="stretch")
-    st.caption(f"Logit of '{e.target_name}': {e.score:.3f}. Model: {m.name}.")
+    score = f"Logit of '{e.target_name}': {e.score:.3f}. " if e is not None else ""
+    st.caption(f"{score}Model: {m.name}.")
