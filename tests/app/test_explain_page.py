@@ -156,3 +156,23 @@ def test_lime_shows_the_chosen_segmenters_parameters_and_its_superpixels(app_tes
     keys = {w.key for kind in ("number_input", "slider") for w in at.get(kind)}
     assert "explain:lime:n_segments" in keys and "explain:lime:kernel_size" not in keys
     assert "LIME" in overlay_captions(at)[0]
+
+
+def test_parameters_that_belong_to_another_choice_are_hidden():
+    from interpret.explanation import MethodResult
+    from interpret.registry import Method, Param
+
+    algo = Param("algo", "choice", "a", choices=("a", "b", "c"))
+    only_a = Param("size", "int", 3, "a: patch size.")
+    b_and_c = Param("scale", "float", 1.0, "b and c: how coarse.")
+    general = Param("seed", "int", 0, "Random seed: the same seed gives the same map.")
+    m = Method(
+        "demo",
+        "Demo",
+        lambda *a, **k: MethodResult(np.zeros((2, 2))),
+        "Nobody 2024",
+        "perturbation",
+        params=(algo, only_a, b_and_c, general),
+    )
+    shown = {c: [p.name for p in m.params if applies_to(p, {"algo": c}, m)] for c in algo.choices}
+    assert shown == {"a": ["algo", "size", "seed"], "b": ["algo", "scale", "seed"], "c": ["algo", "scale", "seed"]}
