@@ -17,21 +17,21 @@ st.set_page_config(page_title="CNN Lens", page_icon="🔍", layout="wide")
 
 PAGES = [
     st.Page(
-        str(ROOT / "app" / "pages" / "explain.py"),
+        str(ROOT / "app" / "views" / "explain.py"),
         title="Explain",
         icon=":material/local_fire_department:",
         default=True,
     ),
-    st.Page(str(ROOT / "app" / "pages" / "compare.py"), title="Compare", icon=":material/grid_view:"),
-    st.Page(str(ROOT / "app" / "pages" / "filters.py"), title="Filters", icon=":material/filter_alt:"),
-    st.Page(str(ROOT / "app" / "pages" / "activations.py"), title="Activations", icon=":material/layers:"),
-    st.Page(str(ROOT / "app" / "pages" / "patches.py"), title="Top patches", icon=":material/crop:"),
+    st.Page(str(ROOT / "app" / "views" / "compare.py"), title="Compare", icon=":material/grid_view:"),
+    st.Page(str(ROOT / "app" / "views" / "filters.py"), title="Filters", icon=":material/filter_alt:"),
+    st.Page(str(ROOT / "app" / "views" / "activations.py"), title="Activations", icon=":material/layers:"),
+    st.Page(str(ROOT / "app" / "views" / "patches.py"), title="Top patches", icon=":material/crop:"),
     st.Page(
-        str(ROOT / "app" / "pages" / "feature_visualization.py"),
+        str(ROOT / "app" / "views" / "feature_visualization.py"),
         title="Feature visualisation",
         icon=":material/palette:",
     ),
-    st.Page(str(ROOT / "app" / "pages" / "model.py"), title="Model", icon=":material/account_tree:"),
+    st.Page(str(ROOT / "app" / "views" / "model.py"), title="Model", icon=":material/account_tree:"),
 ]
 
 navigation = st.navigation(PAGES)

@@ -4,7 +4,7 @@ AppTest (no server, no browser):
 
 - ``app_test``: a factory, ``app_test()`` -> a fresh ``AppTest`` of ``app/main.py`` with a
   generous timeout (the first run imports TensorFlow and loads a model). Call ``.run()``
-  yourself; switch pages with ``at.switch_page("pages/<file>.py")``.
+  yourself; switch pages with ``at.switch_page("views/<file>.py")``.
 
 Real browser (mark such tests ``@pytest.mark.browser``):
 

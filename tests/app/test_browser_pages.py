@@ -17,8 +17,7 @@ MAIN = "[data-testid='stMain']"
 
 def open_page(page, title: str, header: str, wait_idle) -> None:
     """Click the page in the sidebar's navigation, as a person does, and wait for it to be drawn."""
-    # Until app/main.py's first run reaches st.navigation, Streamlit lists the files of app/pages/
-    # itself ("main", "compare", ...); wait for the app's own navigation (capitalised titles).
+    # Wait for the app's own navigation (drawn by st.navigation in app/main.py) before clicking.
     link = page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True)
     link.wait_for()
     link.click()

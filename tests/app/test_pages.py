@@ -155,7 +155,7 @@ def test_every_page_works_with_each_kind_of_model(app_test, nested_keras_file, s
     at = app_test()
     choose_model(at, source, nested_keras_file)
     for page in PAGES:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
         ok(at)
         CHECKS[page](at, source)
 
@@ -174,7 +174,7 @@ def test_patches_from_an_uploaded_zip_report_bad_entries(app_test):
     data = make_zip({**pictures, "readme.txt": b"hi", "bad.jpg": b"not a jpeg"})
     at = app_test()
     at.run()
-    at.switch_page("pages/patches.py").run()
+    at.switch_page("views/patches.py").run()
     at.radio(key="patches:source").set_value("A zip of my pictures").run()
     ok(at)
     at.file_uploader(key="patches:zip").set_value(("mine.zip", data, "application/zip")).run()
@@ -194,6 +194,6 @@ def test_pages_ask_for_a_model_when_the_upload_is_missing(app_test):
     at.run()
     at.radio(key="model_source").set_value("Upload a .keras model").run()
     for page in PAGES:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
         assert not at.exception
         assert any("Pick a model" in i.value for i in at.info)
