@@ -162,14 +162,16 @@ def cam(m: ModelHandle, x: np.ndarray, target: int, **_: Any) -> MethodResult:
     def build():
         @tf.function(input_signature=[tf.TensorSpec([None, h, w, c])])
         def forward(batch):
-            _, tapped = m.run(batch, taps=(features,))
-            return tapped[features]
+            logits, tapped = m.run(batch, taps=(features,))
+            return tapped[features], logits
 
         return forward
 
-    acts = m.cached(("cam_features", features), build)(tf.constant(x, tf.float32)).numpy()[0]
+    acts, logits = m.cached(("cam_features", features), build)(tf.constant(x, tf.float32))
+    acts = acts.numpy()[0]
     weights = cam_weights(keras.ops.convert_to_numpy(m.layer(dense_path).kernel), target, m.head.kind)
-    return MethodResult(cam_map(acts, weights), {"layer": features, "weights": weights})
+    extras = {"layer": features, "weights": weights}
+    return MethodResult(cam_map(acts, weights), extras, score=float(logits.numpy()[0, target]))
 
 
 register(

@@ -14,7 +14,7 @@ from models.handle import ModelHandle
 from models.preprocessing import as_batch, resize_map
 
 
-def resolve_target(m: ModelHandle, target: int | None, logits: np.ndarray) -> int:
+def resolve_target(m: ModelHandle, target: int | str | None, logits: np.ndarray | None) -> int:
     if target is None:
         return int(np.argmax(logits))
     if isinstance(target, str):
@@ -57,7 +57,9 @@ def explain(
         raise ValueError(f"explain takes one picture; got a batch of {len(picture)}.")
     height, width = picture.shape[1:3]
     x = m.prepare(picture)
-    logits = m.logits(x, prepared=True)[0]
+    # Only the top-1 default needs a forward pass up front; with an explicit target the
+    # method's own pass usually reports the score (gradient methods: no extra pass at all).
+    logits = m.logits(x, prepared=True)[0] if target is None else None
     t = resolve_target(m, target, logits)
     chosen_layer = resolve_layer(m, layer) if spec.uses_layer else None
     if not isinstance(progress, Progress):
@@ -65,6 +67,10 @@ def explain(
     progress(0.0, f"{spec.title}: starting")
     result = spec.fn(m, x, t, layer=chosen_layer, progress=progress, **checked)
     progress(1.0, f"{spec.title}: done")
+    if result.score is not None:
+        score = result.score
+    else:
+        score = float((logits if logits is not None else m.logits(x, prepared=True)[0])[t])
     heat = np.nan_to_num(np.asarray(result.heatmap, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     return Explanation(
         heatmap=resize_map(heat, height, width),
@@ -74,5 +80,5 @@ def explain(
         extras=result.extras,
         layer=chosen_layer,
         target_name=m.class_names[t],
-        score=float(logits[t]),
+        score=float(score),
     )

@@ -26,3 +26,4 @@ class MethodResult:
 
     heatmap: np.ndarray
     extras: dict[str, Any] = field(default_factory=dict)
+    score: float | None = None  # the target's logit, when the method's own forward pass computed it

@@ -30,9 +30,10 @@ def weighted_map(activations: np.ndarray, weights: np.ndarray, relu: bool = True
 
 def gradcam(m: ModelHandle, x: np.ndarray, target: int, layer: str | None = None, **_) -> MethodResult:
     layer = layer or m.last_conv_layer
-    acts, grads, _ = layer_gradients(m, x, layer, target)
+    acts, grads, scores = layer_gradients(m, x, layer, target)
     weights = gradcam_weights(grads[0])
-    return MethodResult(weighted_map(acts[0], weights), {"weights": weights, "layer_map_shape": acts.shape[1:3]})
+    extras = {"weights": weights, "layer_map_shape": acts.shape[1:3]}
+    return MethodResult(weighted_map(acts[0], weights), extras, score=float(scores[0]))
 
 
 register(

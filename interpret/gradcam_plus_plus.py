@@ -55,9 +55,10 @@ def gradcampp_weights(activations: np.ndarray, grads: np.ndarray, normalize_alph
 
 def gradcam_plus_plus(m: ModelHandle, x: np.ndarray, target: int, layer: str | None = None, **_: Any) -> MethodResult:
     layer = layer or m.last_conv_layer
-    acts, grads, _ = layer_gradients(m, x, layer, target)
+    acts, grads, scores = layer_gradients(m, x, layer, target)
     weights = gradcampp_weights(acts[0], grads[0])
-    return MethodResult(weighted_map(acts[0], weights), {"weights": weights, "layer_map_shape": acts.shape[1:3]})
+    extras = {"weights": weights, "layer_map_shape": acts.shape[1:3]}
+    return MethodResult(weighted_map(acts[0], weights), extras, score=float(scores[0]))
 
 
 register(

@@ -98,8 +98,8 @@ def guided_gradients(m: ModelHandle, x: np.ndarray, targets: int | np.ndarray) -
 
 
 def guided_backprop(m: ModelHandle, x: np.ndarray, target: int, **_: Any) -> MethodResult:
-    grads, _ = guided_gradients(m, x, target)
-    return MethodResult(saliency_map(grads[0]), {"gradients": grads[0]})
+    grads, scores = guided_gradients(m, x, target)
+    return MethodResult(saliency_map(grads[0]), {"gradients": grads[0]}, score=float(scores[0]))
 
 
 register(

@@ -75,10 +75,10 @@ def guided_and_layer_gradients(
 
 def guided_gradcam(m: ModelHandle, x: np.ndarray, target: int, layer: str | None = None, **_: Any) -> MethodResult:
     layer = layer or m.last_conv_layer
-    acts, layer_grads, guided, _ = guided_and_layer_gradients(m, x, layer, target)
+    acts, layer_grads, guided, scores = guided_and_layer_gradients(m, x, layer, target)
     cam = weighted_map(acts[0], gradcam_weights(layer_grads[0]))
     product = guided_gradcam_product(guided[0], cam)
-    return MethodResult(saliency_map(product), {"gradients": product, "gradcam": cam})
+    return MethodResult(saliency_map(product), {"gradients": product, "gradcam": cam}, score=float(scores[0]))
 
 
 register(

@@ -160,7 +160,7 @@ def occlusion(
         "patch": patch,
         "stride": stride,
     }
-    return MethodResult(heat, extras)
+    return MethodResult(heat, extras, score=float(scores[0]))
 
 
 register(

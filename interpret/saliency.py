@@ -22,8 +22,8 @@ def saliency_map(gradients: np.ndarray) -> np.ndarray:
 
 
 def saliency(m: ModelHandle, x: np.ndarray, target: int, **_) -> MethodResult:
-    grads, _ = input_gradients(m, x, target)
-    return MethodResult(saliency_map(grads[0]), {"gradients": grads[0]})
+    grads, scores = input_gradients(m, x, target)
+    return MethodResult(saliency_map(grads[0]), {"gradients": grads[0]}, score=float(scores[0]))
 
 
 register(

@@ -133,3 +133,13 @@ def test_every_head_kind_can_be_explained(tiny, handle_of, rng, classes, activat
             assert e.heatmap.shape == (20, 18) and np.all(np.isfinite(e.heatmap))
     with pytest.raises(ValueError, match="out of range"):
         explain(m, picture, target=expected_classes)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_score_is_the_target_logit_for_every_method_with_an_explicit_target(nested, picture, name):
+    """With an explicit target, explain skips its own forward pass: the score must still be the logit."""
+    counts = {p.name: min(p.default, 10) for p in METHODS[name].params if p.kind == "int" and p.default >= 10}
+    logits = nested.logits(picture)[0]
+    e = explain(nested, picture, method=name, target=2, **counts)
+    assert e.target == 2
+    assert e.score == pytest.approx(float(logits[2]), rel=1e-4, abs=1e-6)
