@@ -117,6 +117,16 @@ async def idle(page) -> None:
     )
 
 
+async def upload(page, path: Path, attempts: int = 3) -> None:
+    """Put ``path`` in the sidebar's model uploader; try again if a rerun swallowed it."""
+    for _ in range(attempts):
+        await page.locator("[data-testid='stSidebar'] input[type='file']").first.set_input_files(str(path))
+        await page.wait_for_timeout(1000)
+        await idle(page)
+        if path.name in await page.locator("[data-testid='stSidebar']").inner_text():
+            return
+
+
 async def drive(browser, url: str, s: Session, others: list[str], timeout_s: float) -> None:
     start = time.monotonic()
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -133,7 +143,7 @@ async def drive(browser, url: str, s: Session, others: list[str], timeout_s: flo
             await names.fill(",".join(s.class_names))
             await names.press("Enter")
             await idle(page)
-            await page.locator("[data-testid='stSidebar'] input[type='file']").first.set_input_files(str(s.model_file))
+            await upload(page, s.model_file)
             expected = f"Model: {s.model_file.stem}."
         else:
             expected = "Model: "
@@ -164,7 +174,7 @@ async def drive(browser, url: str, s: Session, others: list[str], timeout_s: flo
         s.held = True
         s.seconds = time.monotonic() - start
         text = await page.locator("[data-testid='stApp']").inner_text()
-        mine = all(name in text for name in s.class_names[:1]) if s.class_names else True
+        mine = any(name in text for name in s.class_names) if s.class_names else True
         s.isolated = mine and not any(name in text for name in others)
         # Keep the session open until every session is done (they are all held at once).
         await asyncio.sleep(0)
@@ -188,7 +198,7 @@ async def upload_series(browser, url: str, files: list[Path], timeout_s: float, 
     await idle(page)
     for path in files:
         try:
-            await page.locator("[data-testid='stSidebar'] input[type='file']").first.set_input_files(str(path))
+            await upload(page, path)
             await page.get_by_text(f"Model: {path.stem}.").wait_for()
             out["done"] += 1
         except Exception as exc:
