@@ -1,8 +1,8 @@
 """CNN Lens explanation library: pure TensorFlow/NumPy, never imports Streamlit.
 
-    from interpret import explain, METHODS
-    e = explain(m, image, method="gradcam")
-    e.heatmap  # float32 (H, W) over the picture that was passed in
+>>> from interpret import explain, METHODS
+>>> e = explain(m, image, method="gradcam")
+>>> e.heatmap  # float32 (H, W) over the picture that was passed in
 """
 
 from __future__ import annotations

@@ -25,7 +25,9 @@ def parse_param(text: str) -> tuple[str, object]:
 def main(argv: list[str] | None = None) -> int:
     from interpret import METHODS
 
-    parser = argparse.ArgumentParser(prog="python -m interpret", description="Explain a CNN's prediction for one image.")
+    parser = argparse.ArgumentParser(
+        prog="python -m interpret", description="Explain a CNN's prediction for one image."
+    )
     parser.add_argument("--model", default="fashion-mnist-cnn", help="bundled/zoo name or path to a .keras file")
     parser.add_argument("--image", required=True, help="picture to explain (PNG, JPEG, ...)")
     parser.add_argument("--method", default="gradcam", choices=list(METHODS))

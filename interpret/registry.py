@@ -73,7 +73,9 @@ class Method:
         unknown = set(params) - set(known)
         if unknown:
             options = ", ".join(known) or "none"
-            raise ValueError(f"{self.title} has no parameter {', '.join(sorted(unknown))}; its parameters are: {options}.")
+            raise ValueError(
+                f"{self.title} has no parameter {', '.join(sorted(unknown))}; its parameters are: {options}."
+            )
         return {name: known[name].check(params.get(name, p.default)) for name, p in known.items()}
 
 

@@ -1,9 +1,9 @@
 """Getting a model: the bundled default, the ImageNet zoo, or a user's ``.keras`` file.
 
-    from models import load
-    m = load("fashion-mnist-cnn")
-    m = load("mobilenet_v2", weights=None)
-    m = load("my_model.keras", class_names=["cat", "dog"])
+>>> from models import load
+>>> m = load("fashion-mnist-cnn")
+>>> m = load("mobilenet_v2", weights=None)
+>>> m = load("my_model.keras", class_names=["cat", "dog"])
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def load(
         from models.upload import load_keras_file
 
         return load_keras_file(key, class_names=class_names, preprocessing=preprocessing)
-    raise ModelLoadError(f"Unknown model {key!r}. Choose one of {', '.join(available())}, or give a path to a .keras file.")
+    raise ModelLoadError(
+        f"Unknown model {key!r}. Choose one of {', '.join(available())}, or give a path to a .keras file."
+    )
 
 
 __all__ = ["BUNDLED", "ModelHandle", "ModelLoadError", "UnsafeModelError", "available", "load"]

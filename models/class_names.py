@@ -27,12 +27,14 @@ def parse_class_names(text: str | bytes) -> list[str]:
         try:
             data = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise ModelLoadError(f"The class names look like JSON but do not parse: {exc.msg} (line {exc.lineno}).") from exc
+            raise ModelLoadError(
+                f"The class names look like JSON but do not parse: {exc.msg} (line {exc.lineno})."
+            ) from exc
         if isinstance(data, dict):
             try:
                 items = sorted((int(k), v) for k, v in data.items())
             except ValueError as exc:
-                raise ModelLoadError("A JSON class-name mapping needs integer keys: {\"0\": \"cat\", ...}.") from exc
+                raise ModelLoadError('A JSON class-name mapping needs integer keys: {"0": "cat", ...}.') from exc
             if [k for k, _ in items] != list(range(len(items))):
                 raise ModelLoadError("A JSON class-name mapping must cover 0..K-1 without gaps.")
             data = [v if isinstance(v, str) else v[-1] for _, v in items]

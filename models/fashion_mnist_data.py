@@ -30,12 +30,20 @@ def _find(directory: Path, stem: str) -> Path:
     raise FileNotFoundError(directory / stem)
 
 
-def load_fashion_mnist(directory: Path = DEBIAN_DIR) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def load_fashion_mnist(
+    directory: Path = DEBIAN_DIR,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """((x_train, y_train), (x_test, y_test)), images uint8 (N, 28, 28)."""
     if directory.exists():
         return (
-            (read_idx(_find(directory, "train-images-idx3-ubyte")), read_idx(_find(directory, "train-labels-idx1-ubyte"))),
-            (read_idx(_find(directory, "t10k-images-idx3-ubyte")), read_idx(_find(directory, "t10k-labels-idx1-ubyte"))),
+            (
+                read_idx(_find(directory, "train-images-idx3-ubyte")),
+                read_idx(_find(directory, "train-labels-idx1-ubyte")),
+            ),
+            (
+                read_idx(_find(directory, "t10k-images-idx3-ubyte")),
+                read_idx(_find(directory, "t10k-labels-idx1-ubyte")),
+            ),
         )
     import keras
 

@@ -89,9 +89,7 @@ class ModelHandle:
         if not self.class_names:
             self.class_names = [f"class {i}" for i in range(expected)]
         if len(self.class_names) != expected:
-            raise ValueError(
-                f"The model has {expected} classes but {len(self.class_names)} class names were given."
-            )
+            raise ValueError(f"The model has {expected} classes but {len(self.class_names)} class names were given.")
         self.conv_layers: list[str] = graph.spatial_layers(self.model)
 
     # ---- logits -----------------------------------------------------------------

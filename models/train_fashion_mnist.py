@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from pathlib import Path
 
 import numpy as np
 
@@ -48,7 +47,11 @@ def main() -> None:
 
     keras.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
-    source = f"Debian package dataset-fashion-mnist ({DEBIAN_DIR})" if DEBIAN_DIR.exists() else "keras.datasets.fashion_mnist"
+    source = (
+        f"Debian package dataset-fashion-mnist ({DEBIAN_DIR})"
+        if DEBIAN_DIR.exists()
+        else "keras.datasets.fashion_mnist"
+    )
     names = read_asset_names(CLASS_FILE)
 
     def prep(x: np.ndarray) -> np.ndarray:
