@@ -7,8 +7,8 @@
 What is measured (medians over ``--repeats`` timed calls, after one warm-up call whose
 time is reported as "first" -- it includes tracing and compiling):
 
-- each method through ``interpret.explain`` (what a user gets: preparing the picture and
-  the top-1 forward pass included) and through the method function alone;
+- each method through ``interpret.explain`` (what a user gets: preparing the picture
+  included; the target is explicit, as in the UI, so no separate top-1 pass) and through the method function alone;
 - its floor, timed in the same loop, alternating with the method so that both see the
   same load on a shared machine:
   * gradient and CAM methods: one compiled forward+backward pass at batch 1;
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{m.name} {m.input_shape[0]}x{m.input_shape[1]}, one image, median of {repeats}; "
         "ratio = median over rounds of (our time / the floor timed next to it); 'vs peer' = the same "
         "for our time / the peer's (below 1: we are faster); fn = the method function alone, without "
-        "explain()'s preparing and top-1 forward pass"
+        "explain()'s preparing of the picture"
     )
     print_table(list(rows.values()), peers)
     for note in notes:
