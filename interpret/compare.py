@@ -80,25 +80,17 @@ def _finite(heat: np.ndarray, h: int, w: int) -> np.ndarray:
 def _occlusion_all_targets(m: ModelHandle, x: np.ndarray, targets: list[int], params: dict, progress: Progress) -> list:
     """Occlusion maps for every target from one set of occluded forward passes."""
     from interpret import occlusion as occ
-    from interpret.batching import batched_logits
 
-    shape = m.input_shape[:2]
-    patch = params.get("patch") or occ.auto_patch(shape)
-    stride = params.get("stride") or patch
-    if stride > patch:
-        raise ValueError(f"stride={stride} is larger than patch={patch}: some pixels would never be hidden.")
-    corners = occ.patch_corners(shape, patch, stride)
-    image = np.asarray(x[0], dtype=np.float32)
-    filler = occ.fill_image(image, params.get("fill", "zero"), patch)
-
-    def make_batch(i: int, j: int) -> np.ndarray:
-        lo = max(i, 1) - 1
-        hidden = occ.masks_at(shape, corners[lo : j - 1], patch)[..., None]
-        batch = np.where(hidden, filler, image)
-        return np.concatenate([image[None], batch]) if i == 0 else batch
-
-    logits = batched_logits(m, len(corners) + 1, make_batch, params.get("batch_size", 0), progress, "occlusion")
-    return [occ.occlusion_map(logits[0, t] - logits[1:, t], corners, shape, patch) for t in targets]
+    logits, corners, patch, _ = occ.occluded_logits(
+        m,
+        x,
+        params.get("patch", 0),
+        params.get("stride", 0),
+        params.get("fill", "zero"),
+        params.get("batch_size", 0),
+        progress,
+    )
+    return [occ.occlusion_map(logits[0, t] - logits[1:, t], corners, m.input_shape[:2], patch) for t in targets]
 
 
 def default_targets(m: ModelHandle, image: np.ndarray, k: int = 2) -> list[int]:

@@ -108,17 +108,20 @@ def fill_image(x: np.ndarray, fill: str, patch: int) -> np.ndarray:
     raise ValueError(f"fill={fill!r}: choose one of {', '.join(FILLS)}.")
 
 
-def occlusion(
+def occluded_logits(
     m: ModelHandle,
     x: np.ndarray,
-    target: int,
     patch: int = 0,
     stride: int = 0,
     fill: str = "zero",
     batch_size: int = 0,
     progress=None,
-    **_,
-) -> MethodResult:
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Logits of every class for the picture (row 0) and each occluded copy (rows 1..N).
+
+    Returns (logits (N+1, K), corners (N, 2), patch, stride) with the automatic sizes resolved,
+    so callers can build maps for any number of targets from one set of forward passes.
+    """
     shape = m.input_shape[:2]
     patch = patch or auto_patch(shape)
     stride = stride or patch
@@ -150,9 +153,24 @@ def occlusion(
         return fn(picture, hidden, tf.constant(stream[i:j]), side).numpy()
 
     logits = run_batched(m, len(stream), run_batch, batch_size, progress, "occlusion")
+    return logits, corners, patch, stride
+
+
+def occlusion(
+    m: ModelHandle,
+    x: np.ndarray,
+    target: int,
+    patch: int = 0,
+    stride: int = 0,
+    fill: str = "zero",
+    batch_size: int = 0,
+    progress=None,
+    **_,
+) -> MethodResult:
+    logits, corners, patch, stride = occluded_logits(m, x, patch, stride, fill, batch_size, progress)
     scores = logits[:, target]
     deltas = scores[0] - scores[1:]
-    heat = occlusion_map(deltas, corners, shape, patch)
+    heat = occlusion_map(deltas, corners, m.input_shape[:2], patch)
     extras = {
         "baseline_score": float(scores[0]),
         "scores": scores[1:],
