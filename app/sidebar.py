@@ -123,3 +123,12 @@ def render() -> Choice:
 
 def current() -> Choice:
     return st.session_state.get("choice") or Choice()
+
+
+def require(picture: bool = True) -> Choice:
+    """The sidebar's choice; the page stops with a hint while the model (or the picture) is missing."""
+    choice = current()
+    if choice.model is None or (picture and choice.image is None):
+        st.info("Pick a model and a picture in the sidebar." if picture else "Pick a model in the sidebar.")
+        st.stop()
+    return choice

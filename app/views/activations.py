@@ -84,11 +84,8 @@ def single_map_figure(values: np.ndarray, channel: int) -> go.Figure:
 
 
 # ---------------------------------------------------------------- the page
-choice = sidebar.current()
 st.header("Activation maps")
-if choice.model is None or choice.image is None:
-    st.info("Pick a model and a picture in the sidebar.")
-    st.stop()
+choice = sidebar.require(picture=True)
 
 m, image = choice.model, choice.image
 if not m.conv_layers:

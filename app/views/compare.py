@@ -51,11 +51,8 @@ def grid_of(
 
 
 # ---------------------------------------------------------------- the page
-choice = sidebar.current()
 st.header("Compare methods and classes")
-if choice.model is None or choice.image is None:
-    st.info("Pick a model and a picture in the sidebar.")
-    st.stop()
+choice = sidebar.require(picture=True)
 m, image = choice.model, choice.image
 if not m.conv_layers:
     st.warning(f"{m.name} has no layer with a spatial (H, W, C) output, so the CAM methods cannot be compared.")

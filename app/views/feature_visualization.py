@@ -45,16 +45,13 @@ def objective_chart(vis: Visualization) -> go.Figure:
 
 
 # ---------------------------------------------------------------- the page
-choice = sidebar.current()
 st.header("Feature visualisation")
 st.caption(
     "Activation maximisation: start from a grey picture and follow the gradient uphill, so that the chosen "
     "channel (its mean over the map) or class logit grows. Regularisation keeps the picture natural: "
     "L2 pulls pixels to grey, total variation smooths, jitter and blur suppress high-frequency noise."
 )
-if choice.model is None:
-    st.info("Pick a model in the sidebar.")
-    st.stop()
+choice = sidebar.require(picture=False)
 m = choice.model
 
 what, regular = st.columns(2, gap="large")

@@ -63,11 +63,8 @@ def histogram(bank: FilterBank) -> go.Figure:
 
 
 # ---------------------------------------------------------------- the page
-choice = sidebar.current()
 st.header("Filters")
-if choice.model is None:
-    st.info("Pick a model in the sidebar.")
-    st.stop()
+choice = sidebar.require(picture=False)
 
 m = choice.model
 try:

@@ -37,11 +37,8 @@ def layer_frame(s: ModelSummary) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- the page
-choice = sidebar.current()
 st.header("Model")
-if choice.model is None:
-    st.info("Pick a model in the sidebar.")
-    st.stop()
+choice = sidebar.require(picture=False)
 try:
     s = summary_of(choice.model_key, choice.model)
 except ValueError as exc:

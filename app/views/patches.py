@@ -62,16 +62,13 @@ def enlarged(pixels: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the page
-choice = sidebar.current()
 st.header("Top-activating patches")
 st.caption(
     "For one channel of a layer: the pictures in which it fires most, each cut to the receptive field of the "
     "unit where it fires (the lecture's 'patches yielding high values in activation maps'). Grey marks parts "
     "of the field that lie outside the picture."
 )
-if choice.model is None:
-    st.info("Pick a model in the sidebar.")
-    st.stop()
+choice = sidebar.require(picture=False)
 m = choice.model
 if not m.conv_layers:
     st.warning(f"{m.name} has no layer with a spatial (H, W, C) output.")
