@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from models import ModelHandle, load
-from models.worker import UploadedModel, WorkerPool
+from serving.pool import UploadedModel, WorkerPool
 
 MODEL_CACHE_ENTRIES = int(os.environ.get("CNN_LENS_MODEL_CACHE_ENTRIES", 4))
 MODEL_CACHE_TTL_S = float(os.environ.get("CNN_LENS_MODEL_CACHE_TTL_S", 3600))

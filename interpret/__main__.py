@@ -1,4 +1,4 @@
-"""Command line: write an explanation overlay for one picture.
+"""Command line: write an explanation overlay for one picture (also ``cnn-lens explain``).
 
     python -m interpret --model fashion-mnist-cnn --image assets/samples/fashion/9_ankle-boot_1.png \
         --method gradcam --out boot.png
@@ -22,12 +22,10 @@ def parse_param(text: str) -> tuple[str, object]:
         return name, value
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m interpret") -> int:
     from interpret import METHODS
 
-    parser = argparse.ArgumentParser(
-        prog="python -m interpret", description="Explain a CNN's prediction for one image."
-    )
+    parser = argparse.ArgumentParser(prog=prog, description="Explain a CNN's prediction for one image.")
     parser.add_argument("--model", default="fashion-mnist-cnn", help="bundled/zoo name or path to a .keras file")
     parser.add_argument("--image", required=True, help="picture to explain (PNG, JPEG, ...)")
     parser.add_argument("--method", default="gradcam", choices=list(METHODS))

@@ -1,7 +1,7 @@
 """User-trained models: a ``.keras`` file, checked first, then loaded with ``safe_mode=True, compile=False``.
 
 ``load_keras_file`` loads in this process (the library API, ``models.load(path)``). The app
-loads uploads in a sandboxed worker process instead (``models.worker``), which calls this
+loads uploads in a sandboxed worker process instead (``serving.worker``), which calls this
 same function there.
 """
 

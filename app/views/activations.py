@@ -7,12 +7,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import compute, sidebar
+from app import sidebar
 from interpret.activations import FIRST_LAYER_NOTE, FeatureMaps, channel_order, feature_maps
 from interpret.filters import mosaic, normalize_each
 from interpret.overlay import COLORMAPS, overlay
 from interpret.receptive_field import LayerField, receptive_field_table
 from models import ModelHandle
+from serving import compute
 
 MAX_MAPS = 256
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import compute, sidebar, superseding, widgets
+from app import sidebar, widgets
 from interpret import METHODS, Cancelled
 from interpret.compare import CompareGrid, compare, default_targets, grid_png, grid_zip, panel_scales
 from interpret.overlay import overlay
 from models import ModelHandle
+from serving import compute, superseding
 
 LECTURE_METHODS = ("guided_backprop", "gradcam", "guided_gradcam", "occlusion")
 PER_PANEL = "Each panel on its own"

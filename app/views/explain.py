@@ -10,13 +10,14 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import compute, sidebar, superseding, widgets
+from app import sidebar, widgets
 from interpret import METHODS, Cancelled, Explanation, Method, explain
 from interpret.images import encode_png
 from interpret.lime_superpixels import boundaries
 from interpret.overlay import as_rgb, colorize, normalize, overlay
 from models import ModelHandle
 from models.preprocessing import resize_map
+from serving import compute, superseding
 
 DEFAULT_METHOD = "gradcam"  # fast, and what most students expect first
 DISPLAY_MAX_SIDE = 1600  # larger pictures are shown (and downloaded) scaled down to this

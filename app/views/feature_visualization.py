@@ -7,11 +7,12 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import compute, sidebar, superseding
+from app import sidebar
 from interpret import Cancelled
 from interpret.feature_visualization import MAX_STEPS, Visualization, maximize_activation, target_units
 from interpret.images import encode_png
 from models import ModelHandle
+from serving import compute, superseding
 
 CHANNEL = "A channel of a layer"
 CLASS = "A class (its logit)"

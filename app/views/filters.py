@@ -7,9 +7,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import compute, sidebar
+from app import sidebar
 from interpret.filters import FilterBank, filter_bank, filter_layers, filter_tiles, mosaic, normalize_each
 from models import ModelHandle
+from serving import compute
 
 SHOW_RGB = "Colour (RGB)"
 SHOW_MEAN = "Averaged over input channels"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import compute, sidebar
-from interpret.receptive_field import ModelSummary, model_summary
+from app import sidebar
+from interpret.model_summary import ModelSummary, model_summary
 from models import ModelHandle
+from serving import compute
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the model...")

@@ -6,12 +6,13 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from app import compute, gallery, sidebar, sources, superseding
+from app import gallery, sidebar, sources
 from interpret import Cancelled
 from interpret.feature_visualization import target_units
 from interpret.receptive_field import Field, layer_receptive_field
 from interpret.top_patches import Patch, images_from_zip, top_patches
 from models import ModelHandle
+from serving import compute, superseding
 
 FROM_SAMPLES = "The bundled sample pictures"
 FROM_ZIP = "A zip of my pictures"

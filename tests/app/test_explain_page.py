@@ -7,10 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-from app import gallery, superseding
+from app import gallery
 from app.widgets import DIVERGING, SEQUENTIAL, applies_to
 from interpret import METHODS, Cancelled, Progress, explain
 from models import BUNDLED, load
+from serving import superseding
 
 # A gallery entry other than the default one, so choosing it changes the picture.
 SAMPLE = [e for e in gallery.samples_for(1) if e.startswith("fashion: ")][1]

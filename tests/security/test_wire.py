@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from interpret.explanation import Explanation
-from models import wire
+from serving import wire
 
 
 def test_explanation_round_trips_with_arrays_and_extras() -> None:

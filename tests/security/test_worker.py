@@ -16,11 +16,12 @@ import keras
 import numpy as np
 import pytest
 
-from app import compute, jobs
 from interpret import Explanation, explain
 from models.errors import UnsafeModelError
 from models.upload import load_keras_file
-from models.worker import WorkerError, WorkerKilled, WorkerLimits, WorkerPool, function_path, resolve_function
+from serving import compute, jobs, tasks
+from serving.pool import WorkerPool
+from serving.worker import WorkerKilled, WorkerLimits
 
 L = keras.layers
 
@@ -90,19 +91,30 @@ def test_library_errors_come_back_as_value_errors_with_their_message(pool, tiny_
     remote = pool.load(tiny_file.read_bytes(), "tiny.keras", ["cat", "dog", "fox"])
     with pytest.raises(ValueError, match="out of range"):
         compute.run(remote, explain, image=_image(), method="gradcam", target=9)
-    with pytest.raises(WorkerError, match="only functions of interpret"):
+    with pytest.raises(tasks.UnknownTask, match="not a registered worker task"):
         compute.run(remote, os.getcwd)
 
 
-def test_only_module_level_library_functions_can_be_shipped() -> None:
-    assert function_path(explain) == "interpret.core:explain"
-    assert function_path(compute.top_k) == "app.compute:top_k"
-    for fn in (os.system, print, lambda m: m, dataclasses.replace):
-        with pytest.raises(WorkerError):
-            function_path(fn)
-    for path in ("os:system", "builtins:eval", "interpret.core:np", "app.sources:worker_pool", "interpret:..x"):
-        with pytest.raises(WorkerError):
-            resolve_function(path)
+def test_only_registered_tasks_can_be_shipped() -> None:
+    assert tasks.task_name(explain) == "explain"
+    assert tasks.task_name(tasks.top_k) == "top_k"
+    assert tasks.resolve("explain") is explain
+    for fn in (os.system, print, lambda m: m, dataclasses.replace, tasks.resolve):
+        with pytest.raises(tasks.UnknownTask):
+            tasks.task_name(fn)
+    for name in ("os:system", "system", "eval", "interpret.core:explain", "resolve", "__class__", None, 3):
+        with pytest.raises(tasks.UnknownTask):
+            tasks.resolve(name)
+
+
+def test_a_worker_refuses_a_task_name_that_is_not_registered(pool: WorkerPool, tiny_file: Path) -> None:
+    remote = pool.load(tiny_file.read_bytes(), "tiny.keras", ["cat", "dog", "fox"])
+    worker = pool._checkout(pool._entries[remote.key])
+    try:
+        with pytest.raises(ValueError, match="not allowed"):
+            worker.request({"op": "call", "fn": "getcwd", "kwargs": {}}, "Running getcwd")
+    finally:
+        worker.lock.release()
 
 
 def test_a_hostile_upload_is_refused_before_any_worker_starts(tmp_path: Path) -> None:
@@ -261,7 +273,7 @@ def _assert_same(a, b, where: str) -> None:
 
 def test_many_uploads_in_a_row_keep_workers_files_and_memory_bounded(tmp_path: Path) -> None:
     """One worker serves upload after upload (each replaces the last) and is replaced every 4 models."""
-    from models.worker import _rss_bytes
+    from serving.worker import _rss_bytes
 
     folder = tmp_path / "uploads"
     pool = WorkerPool(max_workers=1, max_models=3, max_loads=4, folder=folder)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-DATACLASS_PACKAGES = ("interpret", "models", "app")
+DATACLASS_PACKAGES = ("interpret", "models", "serving")
 _JSON_KEY = "__json__"
 
 
