@@ -7,8 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from interpret.overlay import COLORMAPS
 from interpret.registry import Method, Param
+from interpret.render import COLORMAPS
 
 # Signed maps (occlusion, integrated gradients, LIME) keep zero in the middle of a diverging map.
 DIVERGING = ("coolwarm", "bwr", "seismic", "RdBu_r", "PiYG")

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m interpret") -> in
 
     from interpret import explain
     from interpret.images import encode_png, read_image
-    from interpret.overlay import overlay
+    from interpret.render import overlay
     from models import load
     from models.class_names import parse_class_names
 

@@ -227,7 +227,7 @@ def grid_png(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from interpret.overlay import as_rgb, overlay
+    from interpret.render import as_rgb, overlay
 
     scales = panel_scales(grid, shared)
     rows, cols = len(grid.methods), len(grid.targets) + 1

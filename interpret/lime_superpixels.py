@@ -28,11 +28,12 @@ import cv2
 import numpy as np
 import tensorflow as tf
 from lime import lime_image
-from skimage.segmentation import felzenszwalb, mark_boundaries, quickshift, slic
+from skimage.segmentation import felzenszwalb, quickshift, slic
 
 from interpret.batching import batched_logits, compiled_composite, resolve_batch_size, run_batched
 from interpret.explanation import MethodResult
 from interpret.registry import Method, Param, register
+from interpret.render import boundaries
 from models.handle import ModelHandle
 
 MAX_SAMPLES = 5000
@@ -224,25 +225,6 @@ def superpixel_map(segments: np.ndarray, weights: np.ndarray, shown: np.ndarray)
     return painted[segments]
 
 
-def boundaries(
-    image: np.ndarray, segments: np.ndarray, color: tuple[float, float, float] = (1.0, 1.0, 0.0)
-) -> np.ndarray:
-    """The picture (any size, uint8 or 0..1 float, gray or RGB) with superpixel boundaries drawn: uint8 (H, W, 3)."""
-    pic = np.asarray(image)
-    pic = pic.astype(np.float32) / 255.0 if pic.dtype == np.uint8 else pic.astype(np.float32)
-    if pic.ndim == 3 and pic.shape[-1] == 1:
-        pic = pic[..., 0]
-    if pic.ndim == 2:
-        pic = np.repeat(pic[..., None], 3, axis=-1)
-    pic = pic[..., :3]
-    h, w = pic.shape[:2]
-    seg = np.asarray(segments)
-    if seg.shape != (h, w):
-        seg = cv2.resize(seg.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
-    marked = mark_boundaries(pic, seg, color=color)
-    return (np.clip(marked, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def lime(
     m: ModelHandle,
     x: np.ndarray,
@@ -317,6 +299,11 @@ def lime(
     return MethodResult(superpixel_map(segments, weights, shown), extras)
 
 
+def draw_segments(picture: np.ndarray, extras: dict) -> np.ndarray:
+    """LIME's superpixel outlines over its overlay."""
+    return boundaries(picture, extras["segments"]) if "segments" in extras else picture
+
+
 register(
     Method(
         name="lime",
@@ -325,6 +312,7 @@ register(
         paper="Ribeiro et al. 2016",
         kind="perturbation",
         signed=True,
+        draw_extras=draw_segments,
         params=(
             Param("num_samples", "int", 1000, "Perturbed copies scored by the model.", 10, MAX_SAMPLES, 10),
             Param("segmenter", "choice", "quickshift", "Superpixel algorithm (scikit-image).", choices=SEGMENTERS),

@@ -50,6 +50,13 @@ class Param:
 
 
 MethodFn = Callable[..., MethodResult]
+PassCount = Callable[[dict[str, Any], tuple[int, int, int]], int]
+DrawExtras = Callable[[Any, dict[str, Any]], Any]
+
+
+def one_pass(params: dict[str, Any], input_shape: tuple[int, int, int]) -> int:
+    """Gradient and CAM methods: one forward+backward pass."""
+    return 1
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,12 @@ class Method:
     uses_layer: bool = False
     signed: bool = False  # heatmap has meaningful negative values
     summary: str = ""
+    # (checked params, model input shape) -> forward passes the method makes: its progress
+    # steps and the benchmark's floor (one pass for gradient methods; N for perturbations).
+    passes: PassCount = one_pass
+    # How the method's extras are drawn over its overlay, e.g. LIME's superpixel boundaries:
+    # (RGB uint8 overlay at display size, Explanation.extras) -> RGB uint8. None: nothing to draw.
+    draw_extras: DrawExtras | None = None
     defaults: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -10,8 +10,8 @@ import streamlit as st
 from app import sidebar
 from interpret.activations import FIRST_LAYER_NOTE, FeatureMaps, channel_order, feature_maps
 from interpret.filters import mosaic, normalize_each
-from interpret.overlay import COLORMAPS, overlay
 from interpret.receptive_field import LayerField, receptive_field_table
+from interpret.render import COLORMAPS, overlay
 from models import ModelHandle
 from serving import compute
 

@@ -8,7 +8,7 @@ import streamlit as st
 from app import sidebar, widgets
 from interpret import METHODS, Cancelled
 from interpret.compare import CompareGrid, compare, default_targets, grid_png, grid_zip, panel_scales
-from interpret.overlay import overlay
+from interpret.render import overlay
 from models import ModelHandle
 from serving import compute, superseding
 

@@ -5,23 +5,18 @@ from __future__ import annotations
 import io
 import threading
 
-import cv2
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
 from app import sidebar, widgets
-from interpret import METHODS, Cancelled, Explanation, Method, explain
+from interpret import METHODS, Cancelled, Explanation, Method, explain, render
 from interpret.images import encode_png
-from interpret.lime_superpixels import boundaries
-from interpret.overlay import as_rgb, colorize, normalize, overlay
 from models import ModelHandle
 from models.preprocessing import resize_map
 from serving import compute, superseding
 
 DEFAULT_METHOD = "gradcam"  # fast, and what most students expect first
-DISPLAY_MAX_SIDE = 1600  # larger pictures are shown (and downloaded) scaled down to this
-DISPLAY_MIN_SIDE = 320  # tiny pictures (28x28 Fashion-MNIST) are enlarged with crisp pixels
 
 
 @st.cache_data(max_entries=64, ttl="2h", show_spinner=False)
@@ -71,39 +66,6 @@ def prediction_chart(top: list[tuple[int, str, float]], highlight: int) -> go.Fi
         height=60 + 34 * len(top), margin=dict(l=0, r=10, t=10, b=0), xaxis=dict(range=[0, 1], title="probability")
     )
     return fig
-
-
-def display_size(height: int, width: int) -> tuple[int, int]:
-    """The size pictures are drawn at: big ones scaled down, tiny ones scaled up by a whole factor."""
-    side = max(height, width)
-    if side > DISPLAY_MAX_SIDE:
-        scale = DISPLAY_MAX_SIDE / side
-        return max(1, round(height * scale)), max(1, round(width * scale))
-    if side < DISPLAY_MIN_SIDE:
-        factor = -(-DISPLAY_MIN_SIDE // side)
-        return height * factor, width * factor
-    return height, width
-
-
-def fit(picture: np.ndarray, height: int, width: int) -> np.ndarray:
-    rgb = as_rgb(picture)
-    if rgb.shape[:2] == (height, width):
-        return rgb
-    shrinking = height < rgb.shape[0]
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_NEAREST)
-
-
-def signed_overlay(picture: np.ndarray, heatmap: np.ndarray, alpha: float, cmap: str) -> np.ndarray:
-    """A signed map on a diverging colormap, zero in the middle, opaque where the evidence is strong.
-
-    Where the map is near zero the picture shows through unchanged, so a few strong regions
-    (occlusion patches, LIME superpixels) are not drowned in the colormap's middle grey.
-    """
-    base = as_rgb(picture).astype(np.float32)
-    unit = normalize(heatmap, signed=True)  # 0.5 is zero
-    strength = np.sqrt(np.abs(unit - 0.5) * 2.0)[..., None]
-    a = alpha * strength
-    return (base * (1 - a) + colorize(unit, cmap).astype(np.float32) * a).round().astype(np.uint8)
 
 
 def method_label(name: str) -> str:
@@ -181,10 +143,10 @@ with settings:
 
 with results:
     original, explained = st.columns(2)
-    h, w = display_size(*image.shape[:2])
-    shown = fit(image, h, w)
+    h, w = render.display_size(*image.shape[:2])
+    shown = render.fit(image, h, w)
     # Enlarged tiny pictures stay crisp as PNG; photos travel faster as JPEG.
-    fmt = "PNG" if max(image.shape[:2]) < DISPLAY_MIN_SIDE else "JPEG"
+    fmt = "PNG" if max(image.shape[:2]) < render.DISPLAY_MIN_SIDE else "JPEG"
     original.image(shown, caption=f"Input: {choice.image_label}", width="stretch", output_format=fmt)
     with explained:
         slot = st.container()  # the progress bar while computing, then the overlay
@@ -209,12 +171,7 @@ with results:
     if e is not None:
         alpha, cmap = widgets.overlay_controls("explain", signed=method.signed)
         heat = resize_map(e.heatmap, h, w)
-        if method.signed:
-            picture = signed_overlay(shown, heat, alpha, cmap)
-        else:
-            picture = overlay(shown, heat, alpha=alpha, cmap=cmap)
-        if "segments" in e.extras:
-            picture = boundaries(picture, e.extras["segments"])
+        picture = render.method_overlay(method, shown, heat, e.extras, alpha=alpha, cmap=cmap)
         where = f" at {e.layer}" if e.layer else ""
         slot.image(picture, caption=f"{method.title} for '{e.target_name}'{where}", width="stretch", output_format=fmt)
         if method.signed:

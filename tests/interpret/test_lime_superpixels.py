@@ -10,7 +10,6 @@ from lime import lime_image
 from interpret import explain
 from interpret.lime_superpixels import (
     BatchedLimeImageExplainer,
-    boundaries,
     composites,
     row_scorer,
     segment,
@@ -19,6 +18,7 @@ from interpret.lime_superpixels import (
     superpixel_map,
     visible_pixels,
 )
+from interpret.render import boundaries
 from models.handle import ModelHandle
 from models.preprocessing import Preprocessing
 

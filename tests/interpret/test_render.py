@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from interpret.overlay import colorize, normalize, overlay
+from interpret.render import colorize, normalize, overlay
 
 
 def test_normalize_min_max():
