@@ -33,11 +33,16 @@ RUN if [ "$TF_PACKAGE" = "tensorflow-cpu" ]; then \
         && rm /tmp/requirements-without-tf.txt; \
     fi
 
-COPY .streamlit/ .streamlit/
+# The project itself (its dependencies are already installed above): the cnn-lens command,
+# with the packages, the bundled model and the server settings (app/streamlit_config.toml).
+COPY pyproject.toml README.md ./
 COPY assets/ assets/
 COPY models/ models/
 COPY interpret/ interpret/
+COPY serving/ serving/
 COPY app/ app/
+COPY cli/ cli/
+RUN pip install --no-deps . && rm -rf build *.egg-info
 
 USER lens
 
@@ -46,4 +51,4 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"]
 
-CMD ["python", "-m", "streamlit", "run", "app/main.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true"]
+CMD ["cnn-lens", "app", "--server.port=8501", "--server.address=0.0.0.0"]

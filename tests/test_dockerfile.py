@@ -70,7 +70,7 @@ def test_every_copy_source_exists_and_is_not_docker_ignored() -> None:
         for source in parts[:-1]:
             assert (ROOT / source).exists(), f"COPY source {source} is missing"
             assert source.rstrip("/") not in ignored, f"{source} is excluded by .dockerignore"
-    for needed in ("app", "interpret", "models", "assets", ".streamlit", "requirements.txt"):
+    for needed in ("app", "cli", "serving", "interpret", "models", "assets", "pyproject.toml", "requirements.txt"):
         assert any(needed in rest for rest in copies), f"{needed} is not copied"
     assert {".venv", ".git", "tests"} <= ignored
 
@@ -105,12 +105,12 @@ def _entry() -> list[str]:
 
 def test_entry_command_matches_the_app_and_the_readme_script() -> None:
     cmd = _entry()
-    assert cmd[:5] == ["python", "-m", "streamlit", "run", "app/main.py"]
-    assert (ROOT / "app" / "main.py").is_file()
+    assert cmd[:2] == ["cnn-lens", "app"]
     assert "--server.port=8501" in cmd and "--server.address=0.0.0.0" in cmd
     assert args_of("EXPOSE") == ["8501"]
+    assert any(rest.startswith("pip install --no-deps .") for rest in args_of("RUN"))  # cnn-lens is installed
     run_app = (ROOT / "scripts" / "run-app.sh").read_text()
-    assert "streamlit run app/main.py" in run_app  # the README's way to start the app runs the same file
+    assert "cnn-lens app" in run_app  # the README's way to start the app runs the same command
     readme = (ROOT / "README.md").read_text()
     for published in re.findall(r"docker run[^\n]*-p\s+(\d+):(\d+)", readme):
         assert published[1] == "8501"
@@ -131,7 +131,9 @@ def _free_port() -> int:
 def test_the_entry_command_starts_and_answers_health(tmp_path: Path) -> None:
     """The container's command (its flags, with a free port on loopback) starts the app for real."""
     port = _free_port()
-    cmd = [sys.executable if part == "python" else part for part in _entry()]
+    entry = _entry()
+    assert entry[0] == "cnn-lens"
+    cmd = [sys.executable, "-m", "cli", *entry[1:]]  # the console script's own entry point, cli:main
     cmd = [
         f"--server.port={port}"
         if part.startswith("--server.port=")
@@ -140,7 +142,7 @@ def test_the_entry_command_starts_and_answers_health(tmp_path: Path) -> None:
         else part
         for part in cmd
     ]
-    server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         body = b""
