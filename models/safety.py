@@ -8,7 +8,10 @@ in order, and only then is the file loaded with ``safe_mode=True, compile=False`
 1. ``check_archive``: the zip container (allowed entries only, no traversal, absolute
    paths, symlinks or duplicates; caps on file size, uncompressed size and ratio).
 2. ``check_config``: the whole ``config.json`` tree, nested models, wrappers and
-   ``compile_config`` included.
+   ``compile_config`` included. Every node that names an object (a class *or* a function:
+   layer, activation, initializer, regularizer, constraint, dtype policy...) must be on an
+   explicit allow-list of built-in Keras objects. The walk is linear in the config's size,
+   with caps on its node count, its depth and its time.
 3. ``check_weights``: every dataset declared in ``model.weights.h5`` against a byte cap,
    read from the header without loading any data.
 
@@ -20,7 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,8 +39,128 @@ WEIGHTS_ENTRY = "model.weights.h5"
 ALLOWED_ENTRIES = {"config.json", "metadata.json", WEIGHTS_ENTRY}
 ALLOWED_PREFIXES = ("assets/",)
 FORBIDDEN_CLASSES = {"Lambda", "TFSMLayer", "__lambda__", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"}
-FUNCTION_MODULES = ("keras.activations", "keras.src.activations")
-VOCABULARY_KEYS = {"vocabulary", "idf_weights", "vocabulary_file", "filepath", "file_path"}
+VOCABULARY_KEYS = ("vocabulary", "idf_weights", "vocabulary_file", "filepath", "file_path")
+UNSAFE_FLAG = "enable_unsafe_deserialization"
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# ---- the allow-list: every object a config may name, by the module Keras writes for it ----------
+# Keras 3 resolves ``{"module": m, "class_name": c}`` to whatever ``m.c`` is, a class *or a
+# function* (``keras.ops.sin`` as an activation, ``keras.visualization.plot_model``, ``keras.random``
+# as an initializer...), so a ``keras.*`` module is not enough: the name must be on these lists.
+# Names are the ones Keras 3.15 exports (tests/security/test_allow_list.py checks each one).
+LAYERS = _names(
+    """Activation ActivityRegularization AdaptiveAveragePooling1D AdaptiveAveragePooling2D AdaptiveAveragePooling3D
+    AdaptiveMaxPooling1D AdaptiveMaxPooling2D AdaptiveMaxPooling3D Add AdditiveAttention AlphaDropout Attention AugMix
+    AutoContrast Average AveragePooling1D AveragePooling2D AveragePooling3D AvgPool1D AvgPool2D AvgPool3D
+    BatchNormalization Bidirectional CategoryEncoding CenterCrop Concatenate ContrastLimitedAdaptiveHistogramEqualization
+    Conv1D Conv1DTranspose Conv2D Conv2DTranspose Conv3D Conv3DTranspose ConvLSTM1D ConvLSTM2D ConvLSTM3D Convolution1D
+    Convolution1DTranspose Convolution2D Convolution2DTranspose Convolution3D Convolution3DTranspose Cropping1D Cropping2D
+    Cropping3D CutMix Dense DepthwiseConv1D DepthwiseConv2D Discretization Dot Dropout ELU EinsumDense Embedding
+    Equalization Flatten GRU GRUCell GaussianDropout GaussianNoise GlobalAveragePooling1D GlobalAveragePooling2D
+    GlobalAveragePooling3D GlobalAvgPool1D GlobalAvgPool2D GlobalAvgPool3D GlobalMaxPool1D GlobalMaxPool2D GlobalMaxPool3D
+    GlobalMaxPooling1D GlobalMaxPooling2D GlobalMaxPooling3D GroupNormalization GroupQueryAttention HashedCrossing Hashing
+    Identity InputLayer IntegerLookup LSTM LSTMCell LayerNormalization LeakyReLU Masking MaxNumBoundingBoxes MaxPool1D
+    MaxPool2D MaxPool3D MaxPooling1D MaxPooling2D MaxPooling3D Maximum MelSpectrogram Minimum MixUp MultiHeadAttention
+    Multiply Normalization PReLU Permute Pipeline RMSNormalization RNN RandAugment RandomBrightness
+    RandomColorDegeneration RandomColorJitter RandomContrast RandomCrop RandomElasticTransform RandomErasing RandomFlip
+    RandomGaussianBlur RandomGrayscale RandomHue RandomInvert RandomPerspective RandomPosterization RandomRotation
+    RandomSaturation RandomSharpness RandomShear RandomTranslation RandomZoom ReLU RepeatVector Rescaling Reshape Resizing
+    ReversibleEmbedding STFTSpectrogram SeparableConv1D SeparableConv2D SeparableConvolution1D SeparableConvolution2D
+    SimpleRNN SimpleRNNCell Softmax Solarization SpatialDropout1D SpatialDropout2D SpatialDropout3D SpectralNormalization
+    StackedRNNCells StringLookup Subtract TextVectorization TimeDistributed UnitNormalization UpSampling1D UpSampling2D
+    UpSampling3D ZeroPadding1D ZeroPadding2D ZeroPadding3D"""
+)  # keras.layers minus Lambda, TFSMLayer, JaxLayer, FlaxLayer, TorchModuleWrapper and the Layer/Wrapper bases
+INITIALIZERS = _names(
+    """Constant GlorotNormal GlorotUniform HeNormal HeUniform Identity IdentityInitializer LecunNormal LecunUniform Ones
+    Orthogonal OrthogonalInitializer RandomNormal RandomUniform STFT STFTInitializer TruncatedNormal VarianceScaling
+    Zeros"""
+)
+REGULARIZERS = frozenset({"L1", "L1L2", "L2", "OrthogonalRegularizer"})
+CONSTRAINTS = frozenset({"MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm"})
+DTYPE_POLICIES = _names(
+    """DTypePolicy FloatDTypePolicy QuantizedDTypePolicy QuantizedFloat8DTypePolicy Int4DTypePolicy GPTQDTypePolicy
+    AWQDTypePolicy DTypePolicyMap"""
+)
+MODELS = frozenset({"Model", "Sequential"})
+# compile_config (nested models keep theirs, and Keras compiles them on load even with compile=False)
+OPTIMIZERS = _names(
+    """Adadelta Adafactor Adagrad Adam AdamW Adamax Ftrl Lamb Lion LossScaleOptimizer Muon Nadam RMSprop SGD
+    ScheduleFreeAdamW"""
+)
+SCHEDULES = _names(
+    """CosineDecay CosineDecayRestarts ExponentialDecay InverseTimeDecay PiecewiseConstantDecay PolynomialDecay"""
+)
+LOSSES = _names(
+    """BinaryCrossentropy BinaryFocalCrossentropy CTC CategoricalCrossentropy CategoricalFocalCrossentropy
+    CategoricalGeneralizedCrossEntropy CategoricalHinge Circle CosineSimilarity Dice Hinge Huber KLDivergence LogCosh
+    MeanAbsoluteError MeanAbsolutePercentageError MeanSquaredError MeanSquaredLogarithmicError Poisson
+    SparseCategoricalCrossentropy SquaredHinge Tversky"""
+)
+METRICS = _names(
+    """AUC Accuracy BinaryAccuracy BinaryCrossentropy BinaryIoU CategoricalAccuracy CategoricalCrossentropy
+    CategoricalHinge ConcordanceCorrelation CosineSimilarity F1Score FBetaScore FalseNegatives FalsePositives Hinge IoU
+    KLDivergence LogCoshError Mean MeanAbsoluteError MeanAbsolutePercentageError MeanIoU MeanMetricWrapper
+    MeanSquaredError MeanSquaredLogarithmicError OneHotIoU OneHotMeanIoU PearsonCorrelation Poisson Precision
+    PrecisionAtRecall R2Score Recall RecallAtPrecision RootMeanSquaredError SensitivityAtSpecificity
+    SparseCategoricalAccuracy SparseCategoricalCrossentropy SparseTopKCategoricalAccuracy SpecificityAtSensitivity
+    SquaredHinge Sum TopKCategoricalAccuracy TrueNegatives TruePositives"""
+)
+ALLOWED_CLASSES: dict[str, frozenset[str]] = {
+    "keras.layers": LAYERS,
+    "keras.initializers": INITIALIZERS,
+    "keras.regularizers": REGULARIZERS,
+    "keras.constraints": CONSTRAINTS,
+    "keras": MODELS | DTYPE_POLICIES,
+    "keras.models": MODELS,
+    "keras.dtype_policies": DTYPE_POLICIES,
+    "keras.src.models.functional": frozenset({"Functional"}),  # how Keras 3 writes a functional model
+    "keras.src.models.sequential": frozenset({"Sequential"}),
+    "keras.src.models.model": frozenset({"Model"}),
+    "keras.optimizers": OPTIMIZERS,
+    "keras.optimizers.schedules": SCHEDULES,
+    "keras.losses": LOSSES,
+    "keras.metrics": METRICS,
+}
+ANY_MODULE_CLASSES = frozenset().union(*ALLOWED_CLASSES.values())  # a node without "module": Keras looks it up by kind
+# Values Keras writes as {"class_name": "__numpy__", "config": {...}} (no module; nothing is imported for them).
+SPECIAL_CLASSES = frozenset({"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__ellipsis__", "__slice__"})
+ACTIVATION_FUNCTIONS = _names(
+    """celu elu exponential gelu glu hard_shrink hard_sigmoid hard_silu hard_swish hard_tanh leaky_relu linear log_sigmoid
+    log_softmax mish relu relu6 selu sigmoid silu soft_shrink softmax softplus softsign sparse_plus sparse_sigmoid
+    sparsemax squareplus swish tanh tanh_shrink threshold"""
+)
+LOSS_FUNCTIONS = _names(
+    """binary_crossentropy binary_focal_crossentropy categorical_crossentropy categorical_focal_crossentropy
+    categorical_generalized_cross_entropy categorical_hinge circle cosine_similarity ctc dice hinge huber kl_divergence
+    log_cosh mean_absolute_error mean_absolute_percentage_error mean_squared_error mean_squared_logarithmic_error poisson
+    sparse_categorical_crossentropy squared_hinge tversky"""
+)
+METRIC_FUNCTIONS = _names(
+    """binary_accuracy binary_crossentropy binary_focal_crossentropy categorical_accuracy categorical_crossentropy
+    categorical_focal_crossentropy categorical_hinge concordance_correlation hinge huber kl_divergence log_cosh
+    mean_absolute_error mean_absolute_percentage_error mean_squared_error mean_squared_logarithmic_error
+    pearson_correlation poisson sparse_categorical_accuracy sparse_categorical_crossentropy
+    sparse_top_k_categorical_accuracy squared_hinge top_k_categorical_accuracy"""
+)
+BUILTIN_FUNCTIONS = ACTIVATION_FUNCTIONS | LOSS_FUNCTIONS | METRIC_FUNCTIONS
+# {"class_name": "function", "module": m, "config": name}. Keras writes module "builtins" for its own
+# loss and metric functions and then searches only keras.activations, keras.losses, keras.metrics...
+ALLOWED_FUNCTIONS: dict[str | None, frozenset[str]] = {
+    "keras.activations": ACTIVATION_FUNCTIONS,
+    "keras.losses": LOSS_FUNCTIONS,
+    "keras.metrics": METRIC_FUNCTIONS,
+    "builtins": BUILTIN_FUNCTIONS,
+    None: BUILTIN_FUNCTIONS,
+}
+ACCEPTED = (
+    "Only built-in Keras layers (not Lambda or TFSMLayer), activations, initializers, regularizers, constraints, "
+    "dtype policies, optimizers, losses, metrics and Keras models are accepted; any other object, even one from "
+    "keras, could run code or write files when the model is loaded."
+)
 MB = 1_000_000
 
 
@@ -45,14 +171,17 @@ class Limits:
     max_file_bytes: int = 500 * MB
     max_uncompressed_bytes: int = 2_000 * MB
     max_compression_ratio: float = 100.0
-    max_config_bytes: int = 20 * MB
+    max_config_bytes: int = 5 * MB
     max_weight_bytes: int = 2_000 * MB
     max_entries: int = 10_000
+    max_config_nodes: int = 500_000
+    max_config_depth: int = 100
+    max_check_seconds: float = 0.5
 
     @classmethod
     def from_env(cls) -> Limits:
         """``CNN_LENS_MAX_MODEL_MB``, ``CNN_LENS_MAX_UNCOMPRESSED_MB``, ``CNN_LENS_MAX_COMPRESSION_RATIO``,
-        ``CNN_LENS_MAX_WEIGHTS_MB``."""
+        ``CNN_LENS_MAX_WEIGHTS_MB``, ``CNN_LENS_MAX_CONFIG_MB``, ``CNN_LENS_MAX_CHECK_SECONDS``."""
         return cls(
             max_file_bytes=int(_env_float("CNN_LENS_MAX_MODEL_MB", cls.max_file_bytes / MB) * MB),
             max_uncompressed_bytes=int(
@@ -60,6 +189,8 @@ class Limits:
             ),
             max_compression_ratio=_env_float("CNN_LENS_MAX_COMPRESSION_RATIO", cls.max_compression_ratio),
             max_weight_bytes=int(_env_float("CNN_LENS_MAX_WEIGHTS_MB", cls.max_weight_bytes / MB) * MB),
+            max_config_bytes=int(_env_float("CNN_LENS_MAX_CONFIG_MB", cls.max_config_bytes / MB) * MB),
+            max_check_seconds=_env_float("CNN_LENS_MAX_CHECK_SECONDS", cls.max_check_seconds),
         )
 
 
@@ -158,7 +289,10 @@ def check_archive(path: str | Path, limits: Limits | None = None) -> dict[str, A
                 raise ModelLoadError(f"{path.name} has no config.json: it is not a Keras 3 model file.")
             info = archive.getinfo("config.json")
             if info.file_size > limits.max_config_bytes:
-                raise UnsafeModelError(f"{path.name}: refused, its config.json is {info.file_size / MB:.0f} MB.")
+                raise UnsafeModelError(
+                    f"{path.name}: refused, its config.json is {info.file_size / MB:.1f} MB; the limit is "
+                    f"{limits.max_config_bytes / MB:g} MB (CNN_LENS_MAX_CONFIG_MB). A large Keras model needs under 1 MB."
+                )
             raw = archive.read("config.json")
             if "metadata.json" in seen:
                 if archive.getinfo("metadata.json").file_size > limits.max_config_bytes:
@@ -177,77 +311,167 @@ def check_archive(path: str | Path, limits: Limits | None = None) -> dict[str, A
 def _parse_json(raw: bytes, label: str, entry: str) -> Any:
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ModelLoadError(f"{label}: its {entry} is not valid JSON.") from exc
+    except RecursionError as exc:
+        raise UnsafeModelError(f"{label}: refused, its {entry} is nested too deeply to read.") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and int() refusing a number of 4300+ digits
+        raise ModelLoadError(f"{label}: its {entry} is not valid JSON ({_short(str(exc), 120)}).") from exc
 
 
-def _walk(node: Any, where: str = "config", depth: int = 0) -> Iterator[tuple[str, Any]]:
-    if depth > 200:
-        raise UnsafeModelError(f"refused, the config is nested more than 200 levels deep ({where}).")
-    yield where, node
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _walk(value, f"{where}.{key}", depth + 1)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _walk(value, f"{where}[{i}]", depth + 1)
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: messages never echo a megabyte of hostile text."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _where(keys: list[Any]) -> str:
+    """The path to the node being checked, built only for an error message (``config.layers[3].config``)."""
+    parts = ["config"]
+    for key in keys:
+        parts.append(f"[{key}]" if isinstance(key, int) else "." + (key if len(key) <= 40 else key[:39] + "…"))
+    return "".join(parts)
 
 
 def _in_keras(module: str) -> bool:
     return module == "keras" or module.startswith("keras.")
 
 
-def _check_node(node: dict[str, Any], where: str, label: str) -> None:
+def _check_node(node: dict[str, Any], keys: list[Any], label: str) -> None:
+    """One node that names an object (it has a class_name, module or registered_name): allow-listed or refused."""
     cls = node.get("class_name")
     module = node.get("module")
-    if cls in FORBIDDEN_CLASSES:
+    registered = node.get("registered_name")
+    if isinstance(cls, str) and cls in FORBIDDEN_CLASSES:
         kind = "lambda function" if cls == "__lambda__" else f"{cls} layer"
         raise UnsafeModelError(
-            f"{label}: refused, it contains a {kind} ({where}). It can run arbitrary code when loaded; "
+            f"{label}: refused, it contains a {kind} ({_where(keys)}). It can run arbitrary code when loaded; "
             "rebuild the model with built-in Keras layers only."
         )
-    if module is not None and (not isinstance(module, str) or not _in_keras(module)):
+    if not isinstance(cls, str) or not (module is None or isinstance(module, str)):
         raise UnsafeModelError(
-            f"{label}: refused, it references code from module {module!r} ({where}). "
+            f"{label}: refused, it has an object reference without a plain class name and module "
+            f"(class_name={_short(cls)}, module={_short(module)}, at {_where(keys)}). {ACCEPTED}"
+        )
+    if registered is not None and not isinstance(registered, str):
+        raise UnsafeModelError(
+            f"{label}: refused, it has the registered name {_short(registered)} ({_where(keys)}). {ACCEPTED}"
+        )
+    if cls == "function":
+        _check_function(node, module, registered, keys, label)
+        return
+    if module is not None and not _in_keras(module):
+        raise UnsafeModelError(
+            f"{label}: refused, it references code from module {_short(module)} ({_where(keys)}). "
             "Only built-in Keras objects are accepted; custom objects are not loaded."
         )
-    if cls == "function" or node.get("registered_name") == "function":
-        if not (isinstance(module, str) and module.startswith(FUNCTION_MODULES)):
-            raise UnsafeModelError(
-                f"{label}: refused, it references the function {node.get('config')!r} from {module!r} ({where}); "
-                "only functions from keras.activations are accepted."
-            )
-    elif "class_name" in node and node.get("registered_name") not in (None, cls):
+    if cls in SPECIAL_CLASSES:
+        if module is None:
+            return
+        allowed: frozenset[str] = frozenset()
+    else:
+        allowed = ANY_MODULE_CLASSES if module is None else ALLOWED_CLASSES.get(module, frozenset())
+    if cls not in allowed:
+        name = _short(f"{module}.{cls}" if module else cls, 80)
         raise UnsafeModelError(
-            f"{label}: refused, it uses the custom registered object {node.get('registered_name')!r} ({where}). "
+            f"{label}: refused, it references {name} ({_where(keys)}), which is not on CNN Lens's list of "
+            f"built-in Keras objects. {ACCEPTED}"
+        )
+    if registered not in (None, cls):
+        raise UnsafeModelError(
+            f"{label}: refused, it uses the custom registered object {_short(registered)} ({_where(keys)}). "
             "Only built-in Keras objects are accepted."
         )
     config = node.get("config")
     if isinstance(config, dict):
-        for key in VOCABULARY_KEYS & set(config):
-            if isinstance(config[key], str):
+        for key in VOCABULARY_KEYS:
+            if isinstance(config.get(key), str):
                 raise UnsafeModelError(
-                    f"{label}: refused, its {cls or 'layer'} reads {key}={config[key]!r} from a file or URL "
-                    f"({where}). Pass the vocabulary as a list instead."
+                    f"{label}: refused, its {cls} reads {key}={_short(config[key])} from a file or URL "
+                    f"({_where(keys)}). Pass the vocabulary as a list instead."
                 )
 
 
-def check_config(config: dict[str, Any], filename: str = "model") -> None:
-    """Refuse layers and references that could run code or read files, anywhere in the config tree."""
-    if "enable_unsafe_deserialization" in json.dumps(config):
+def _check_function(node: dict[str, Any], module: str | None, registered: str | None, keys: list, label: str) -> None:
+    name = node.get("config")
+    allowed = ALLOWED_FUNCTIONS.get(module)
+    if isinstance(name, str) and allowed is not None and name in allowed:
+        if registered not in (None, "function", name):
+            raise UnsafeModelError(
+                f"{label}: refused, it uses the custom registered object {_short(registered)} ({_where(keys)}). "
+                "Only built-in Keras objects are accepted."
+            )
+        return
+    if module is not None and not _in_keras(module):
         raise UnsafeModelError(
-            f"{filename}: refused, it references enable_unsafe_deserialization, which would switch off safe loading."
+            f"{label}: refused, it references code from module {_short(module)} "
+            f"(the function {_short(name)}, at {_where(keys)}). "
+            "Only built-in Keras objects are accepted; custom objects are not loaded."
         )
-    for where, node in _walk(config):
+    raise UnsafeModelError(
+        f"{label}: refused, it references the function {_short(name)} from {_short(module)} ({_where(keys)}); "
+        "only activation functions from keras.activations (and loss and metric functions from keras.losses "
+        "and keras.metrics) are accepted."
+    )
+
+
+def check_config(config: dict[str, Any], filename: str = "model", limits: Limits | None = None) -> None:
+    """Refuse anything in the config tree that is not an allow-listed Keras object, or that could read files.
+
+    One pass over the tree, linear in its size: a stack of iterators, and a stack of keys from
+    which the path of a node is built only when it is reported. Caps on the node count, the
+    depth and the time (``Limits``) are checked as it goes.
+    """
+    limits = limits or Limits.from_env()
+    deadline = time.perf_counter() + limits.max_check_seconds
+    frames: list[Iterator[tuple[Any, Any]]] = []  # frames[i]: the (key, child) pairs of a container still to visit
+    keys: list[Any] = []  # keys[i]: the key in frames[i] of the node being visited
+    count = 0
+    node: Any = config
+    while True:
+        count += 1
+        if count > limits.max_config_nodes:
+            raise UnsafeModelError(
+                f"{filename}: refused, its config.json has more than {limits.max_config_nodes:,} entries "
+                "(a large Keras model has tens of thousands)."
+            )
+        if not count & 4095 and time.perf_counter() > deadline:
+            raise UnsafeModelError(
+                f"{filename}: refused, checking its config.json took more than {limits.max_check_seconds:g} s "
+                f"({count:,} entries so far; CNN_LENS_MAX_CHECK_SECONDS)."
+            )
         if isinstance(node, dict):
             for key in node:
-                if "enable_unsafe_deserialization" in str(key):
-                    raise UnsafeModelError(
-                        f"{filename}: refused, it references enable_unsafe_deserialization ({where})."
-                    )
-            _check_node(node, where, filename)
-        elif isinstance(node, str) and "enable_unsafe_deserialization" in node:
-            raise UnsafeModelError(f"{filename}: refused, it references enable_unsafe_deserialization ({where}).")
+                if isinstance(key, str) and UNSAFE_FLAG in key:
+                    raise UnsafeModelError(f"{filename}: refused, it references {UNSAFE_FLAG} ({_where(keys)}).")
+            if "class_name" in node or "module" in node or "registered_name" in node:
+                _check_node(node, keys, filename)
+            children: Iterator[tuple[Any, Any]] | None = iter(node.items()) if node else None
+        elif isinstance(node, list):
+            children = enumerate(node) if node else None
+        else:
+            children = None
+            if isinstance(node, str) and UNSAFE_FLAG in node:
+                raise UnsafeModelError(
+                    f"{filename}: refused, it references {UNSAFE_FLAG}, which would switch off safe loading "
+                    f"({_where(keys)})."
+                )
+        if children is not None:
+            if len(frames) >= limits.max_config_depth:
+                raise UnsafeModelError(
+                    f"{filename}: refused, its config.json is nested more than {limits.max_config_depth} levels "
+                    f"deep (a Keras model needs a few dozen), at {_where(keys)[:200]}."
+                )
+            frames.append(children)
+            keys.append(None)
+        while frames:
+            item = next(frames[-1], None)
+            if item is None:
+                frames.pop()
+                keys.pop()
+                continue
+            keys[-1], node = item
+            break
+        else:
+            return
 
 
 def check_weights(path: str | Path, limits: Limits | None = None) -> int:
@@ -267,40 +491,54 @@ def check_weights(path: str | Path, limits: Limits | None = None) -> int:
         cap = min(limits.max_weight_bytes, max(int(stored * limits.max_compression_ratio), MB))
         total = 0
         try:
-            with archive.open(WEIGHTS_ENTRY) as raw, h5py.File(raw, "r") as h5:
-                pending: list[Any] = [h5]
-                count = 0
-                while pending:
-                    group = pending.pop()
-                    for key in group:
-                        link = group.get(key, getlink=True)
-                        if not isinstance(link, h5py.HardLink):
-                            raise UnsafeModelError(f"{path.name}: refused, its weights file has a link {key!r}.")
-                        item = group[key]
-                        count += 1
-                        if count > limits.max_entries:
-                            raise UnsafeModelError(f"{path.name}: refused, its weights file has too many entries.")
-                        if isinstance(item, h5py.Group):
-                            pending.append(item)
-                        elif isinstance(item, h5py.Dataset):
-                            if item.dtype.kind not in "biufV" or item.dtype.itemsize > 16:
-                                raise UnsafeModelError(
-                                    f"{path.name}: refused, weight {item.name!r} has the non-numeric type {item.dtype}."
-                                )
-                            declared = int(item.dtype.itemsize)
-                            for dim in item.shape or ():
-                                declared *= int(dim)
-                            total += declared
-                            if total > cap:
-                                raise UnsafeModelError(
-                                    f"{path.name}: refused, weight {item.name!r} claims shape {item.shape} "
-                                    f"({declared / MB:.0f} MB) and the weights would need more than {cap / MB:.0f} MB, "
-                                    f"while the file stores {stored / MB:.1f} MB (CNN_LENS_MAX_WEIGHTS_MB)."
-                                )
+            # h5py seeks all over the file; a seek inside a zip entry re-reads it from the start
+            # (14 s for InceptionV3's 96 MB), so the entry is copied to a temporary file first.
+            with tempfile.TemporaryFile() as copy:
+                with archive.open(WEIGHTS_ENTRY) as raw:
+                    shutil.copyfileobj(raw, copy, 1 << 20)
+                copy.seek(0)
+                with h5py.File(copy, "r") as h5:
+                    total = _declared_weight_bytes(h5, path.name, cap, stored, limits)
         except UnsafeModelError:
             raise
         except Exception as exc:  # h5py raises OSError, KeyError, ValueError... on damaged files
             raise ModelLoadError(f"{path.name}: its weights file is damaged ({type(exc).__name__}: {exc}).") from exc
+    return total
+
+
+def _declared_weight_bytes(h5: Any, label: str, cap: int, stored: int, limits: Limits) -> int:
+    import h5py
+
+    total = 0
+    pending: list[Any] = [h5]
+    count = 0
+    while pending:
+        group = pending.pop()
+        for key in group:
+            link = group.get(key, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                raise UnsafeModelError(f"{label}: refused, its weights file has a link {_short(key)}.")
+            item = group[key]
+            count += 1
+            if count > limits.max_entries:
+                raise UnsafeModelError(f"{label}: refused, its weights file has too many entries.")
+            if isinstance(item, h5py.Group):
+                pending.append(item)
+            elif isinstance(item, h5py.Dataset):
+                if item.dtype.kind not in "biufV" or item.dtype.itemsize > 16:
+                    raise UnsafeModelError(
+                        f"{label}: refused, weight {_short(item.name)} has the non-numeric type {item.dtype}."
+                    )
+                declared = int(item.dtype.itemsize)
+                for dim in item.shape or ():
+                    declared *= int(dim)
+                total += declared
+                if total > cap:
+                    raise UnsafeModelError(
+                        f"{label}: refused, weight {_short(item.name)} claims shape {item.shape} "
+                        f"({declared / MB:.0f} MB) and the weights would need more than {cap / MB:.0f} MB, "
+                        f"while the file stores {stored / MB:.1f} MB (CNN_LENS_MAX_WEIGHTS_MB)."
+                    )
     return total
 
 
@@ -309,7 +547,7 @@ def check_file(path: str | Path, limits: Limits | None = None, weights: bool = T
     path = Path(path)
     limits = limits or Limits.from_env()
     config = check_archive(path, limits)
-    check_config(config, path.name)
+    check_config(config, path.name, limits)
     if weights:
         check_weights(path, limits)
     return config

@@ -26,6 +26,7 @@ CODE_CASES = [
     "TFSMLayer",
     "custom registered name",
     "string vocabulary",
+    *hostile.CLASS_NODE_CASES,
     "traversal entry",
     "absolute entry",
     "symlink entry",
@@ -117,6 +118,94 @@ def test_duplicate_entries_are_refused(tmp_path: Path) -> None:
         check_archive(path)
 
 
+def test_keras_alone_loads_the_class_node_cases(tmp_path: Path) -> None:
+    """The three cases are real gaps: Keras's own safe mode loads them, and puts keras.ops.sin in as an activation."""
+    loaded = {}
+    for name, case in hostile.CLASS_NODE_CASES.items():
+        loaded[name] = keras.saving.load_model(case(tmp_path, tmp_path / "m"), compile=False, safe_mode=True)
+    assert loaded["keras.ops class node as an activation"].layers[0].activation is keras.ops.sin
+    assert loaded["keras.visualization class node"].layers[-1].activation is keras.visualization.plot_image_gallery
+
+
+def _dense(**config: object) -> dict[str, object]:
+    return {"module": "keras.layers", "class_name": "Dense", "config": {"units": 2, **config}, "registered_name": None}
+
+
+def _node(module: str | None, name: str, **extra: object) -> dict[str, object]:
+    return {"module": module, "class_name": name, "config": {}, "registered_name": None, **extra}
+
+
+@pytest.mark.parametrize(
+    ("where", "node", "phrase"),
+    [
+        ("activation", _node("keras.ops", "sin"), "'keras.ops.sin'"),
+        ("activation", _node("keras.activations", "deserialize"), "'keras.activations.deserialize'"),
+        (
+            "activation",
+            {"module": "keras.activations", "class_name": "function", "config": "get", "registered_name": "function"},
+            "the function 'get' from 'keras.activations'",
+        ),
+        ("kernel_initializer", _node("keras.random", "normal"), "'keras.random.normal'"),
+        ("kernel_initializer", _node("keras.initializers", "get"), "'keras.initializers.get'"),
+        ("kernel_regularizer", _node("keras.regularizers", "deserialize"), "'keras.regularizers.deserialize'"),
+        ("kernel_constraint", _node("keras.constraints", "get"), "'keras.constraints.get'"),
+        ("dtype", _node("keras", "utils"), "'keras.utils'"),
+        ("dtype", _node("keras.config", "enable_flash_attention"), "'keras.config.enable_flash_attention'"),
+        ("bias_initializer", _node(None, "print"), "'print'"),
+        ("bias_initializer", _node("keras.src.ops.numpy", "Sin"), "'keras.src.ops.numpy.Sin'"),
+        ("activation", _node(None, "__typespec__", spec_name="TensorSpec"), "'__typespec__'"),
+        ("activation", _node("keras.utils", "plot_model"), "'keras.utils.plot_model'"),
+        ("activation", {"module": 7, "class_name": "relu"}, "without a plain class name and module"),
+        ("activation", {"module": "keras.layers", "registered_name": None}, "without a plain class name"),
+    ],
+)
+def test_every_node_that_names_an_object_is_allow_listed(where: str, node: dict, phrase: str) -> None:
+    """Activations, initializers, regularizers, constraints, dtype policies: any kind of node, class or function."""
+    config = {"module": "keras", "class_name": "Sequential", "config": {"layers": [_dense(**{where: node})]}}
+    with pytest.raises(UnsafeModelError) as caught:
+        check_config(config, "crafted.keras")
+    message = str(caught.value)
+    assert message.startswith("crafted.keras: refused") and phrase in message, message
+    assert f"config.config.layers[0].config.{where}" in message, message
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        _node("keras.layers", "Input"),  # a function in keras.layers
+        _node("keras.layers", "Layer"),  # the bare base class
+        _node("keras.layers", "JaxLayer"),
+        _node("keras.models", "load_model"),
+        _node("keras.saving", "load_model"),
+    ],
+)
+def test_layers_outside_the_list_are_refused(node: dict) -> None:
+    config = {"module": "keras", "class_name": "Sequential", "config": {"layers": [node]}}
+    with pytest.raises(UnsafeModelError, match="crafted.keras: refused"):
+        check_config(config, "crafted.keras")
+
+
+def test_allow_listed_nodes_of_every_kind_pass() -> None:
+    fn = {"module": "keras.activations", "class_name": "function", "config": "gelu", "registered_name": "gelu"}
+    layer = _dense(
+        activation=fn,
+        kernel_initializer=_node("keras.initializers", "HeNormal"),
+        kernel_regularizer=_node("keras.regularizers", "L1L2"),
+        kernel_constraint=_node("keras.constraints", "MaxNorm"),
+        dtype=_node("keras", "DTypePolicy", shared_object_id=1),
+    )
+    special = {"class_name": "__numpy__", "config": {"value": [1, 2], "dtype": "float32"}}
+    loss = {"module": "builtins", "class_name": "function", "config": "mean_squared_error", "registered_name": None}
+    config = {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "registered_name": "Functional",
+        "config": {"layers": [layer, {"class_name": "ReLU", "config": {"threshold": special}}]},
+        "compile_config": {"optimizer": _node("keras.optimizers", "Adam"), "loss": loss},
+    }
+    check_config(config, "fine.keras")
+
+
 def test_function_references_outside_activations_are_refused() -> None:
     node = {"module": "keras.ops", "class_name": "function", "config": "eval", "registered_name": "function"}
     with pytest.raises(UnsafeModelError, match="keras.activations"):
@@ -143,6 +232,27 @@ def _safe_models() -> dict[str, keras.Model]:
     )
     lookup = keras.Sequential([keras.Input((1,), dtype="string"), L.StringLookup(vocabulary=["cat", "dog"])])
     return {"transfer": transfer, "wrappers": seq, "lookup": lookup}
+
+
+def test_the_bundled_model_passes_every_check() -> None:
+    config = check_file(Path(models.__file__).parent.parent / "assets" / "models" / "fashion_mnist_cnn.keras")
+    assert config["class_name"] in ("Functional", "Sequential")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50", "vgg16", "efficientnet_b0", "inception_v3"])
+def test_zoo_architectures_saved_as_keras_files_pass_and_load(name: str, tmp_path: Path) -> None:
+    """keras.applications models (weights=None, saved as .keras) pass the allow-list and load as handles."""
+    from models.zoo import ZOO
+
+    size = 75 if name == "inception_v3" else 32  # the smallest input each accepts: same layers, smaller weights
+    model = ZOO[name].build(weights=None, input_shape=(size, size, 3), classes=4, classifier_activation="softmax")
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    check_file(path)
+    handle = models.load(str(path), class_names=["a", "b", "c", "d"])
+    assert handle.input_shape == (size, size, 3) and handle.head.kind == "softmax"
+    keras.backend.clear_session()
 
 
 def test_ordinary_models_pass_every_check(tmp_path: Path) -> None:
