@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from models import graph
+from models.errors import ModelLoadError
 from models.preprocessing import Preprocessing, match_channels, resize_batch, to_pixels
 
 SQUASHING = {"softmax": "softmax", "sigmoid": "sigmoid"}
@@ -37,6 +38,84 @@ def linear_twin(layer: keras.layers.Layer) -> keras.layers.Layer:
     twin.build(tuple(layer.input.shape))
     twin.set_weights(layer.get_weights())
     return twin
+
+
+MAX_SIDE = 4096  # pixels: 16 MP a picture; a batch of them must still fit in memory
+CHANNELS = {1: "grayscale", 3: "RGB"}
+
+
+def _shapes(tensors: Any) -> list[tuple[Any, ...]]:
+    return [tuple(t.shape) for t in tensors]
+
+
+def explainable_input(model: keras.Model) -> tuple[int, int, int]:
+    """(height, width, channels) of a model CNN Lens can feed pictures to; else ``ModelLoadError`` saying why.
+
+    The rules: one input; 4-D, (batch, height, width, channels) with any batch size; a fixed
+    height and width from 1 to ``MAX_SIDE`` pixels; 1 (grayscale) or 3 (RGB) channels.
+    """
+    try:
+        inputs = list(model.inputs or [])
+    except (AttributeError, ValueError) as exc:
+        raise ModelLoadError(
+            "The model has no defined input (it was never built). Build it with keras.Input(shape=(height, "
+            "width, channels)) before saving it."
+        ) from exc
+    if len(inputs) != 1:
+        raise ModelLoadError(
+            f"Models with several inputs are not supported; CNN Lens explains one image input, and this model "
+            f"has {len(inputs)}: {_shapes(inputs)}. Save a model that takes one picture."
+            if inputs
+            else "The model has no defined input. Build it with keras.Input(shape=(height, width, channels)) "
+            "before saving it."
+        )
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4:
+        raise ModelLoadError(
+            f"CNN Lens explains image classifiers: the model's input must be a batch of pictures, 4-D "
+            f"(batch, height, width, channels), but this model takes {shape}. A model for vectors, sequences "
+            "or volumes cannot be explained here."
+        )
+    batch, height, width, channels = shape
+    if batch is not None:
+        raise ModelLoadError(
+            f"The model's batch size is fixed to {batch}; CNN Lens runs many pictures at once. Save it built "
+            f"with keras.Input(shape={(height, width, channels)}) (no batch_size)."
+        )
+    if height is None or width is None:
+        raise ModelLoadError(
+            f"The model's input must be (height, width, 1 or 3) with a fixed size; it is {shape[1:]}. Build it "
+            "with the size it was trained on, e.g. keras.Input(shape=(224, 224, 3)), and save it again."
+        )
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise ModelLoadError(
+            f"The model's input is {height}x{width} pixels; CNN Lens explains inputs from 1x1 to "
+            f"{MAX_SIDE}x{MAX_SIDE} pixels. Save the model with an input size in that range."
+        )
+    if channels not in CHANNELS:
+        raise ModelLoadError(
+            f"The model's input has {channels} channels; CNN Lens feeds it pictures with 1 channel (grayscale) "
+            "or 3 channels (RGB), with transparency composited on white. Save a model that takes 1 or 3 channels."
+        )
+    return int(height), int(width), int(channels)
+
+
+def explainable_classes(model: keras.Model) -> int:
+    """The number of output units of a one-output (batch, classes) classifier; else ``ModelLoadError``."""
+    outputs = list(model.outputs or [])
+    if len(outputs) != 1:
+        raise ModelLoadError(
+            f"The model has {len(outputs)} outputs {_shapes(outputs)}; CNN Lens explains a classifier with one "
+            "output of shape (batch, classes). Save the classification head alone, e.g. "
+            "keras.Model(model.input, model.outputs[0])."
+        )
+    shape = tuple(outputs[0].shape)
+    if len(shape) != 2 or shape[1] is None or shape[1] < 1:
+        raise ModelLoadError(
+            f"The model's output must be (batch, classes); it is {shape}. End the model with a "
+            "GlobalAveragePooling2D or Flatten layer and a Dense layer with one unit per class."
+        )
+    return int(shape[1])
 
 
 @dataclass
@@ -60,20 +139,11 @@ class ModelHandle:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
-        shape = self.model.input_shape
-        if isinstance(shape, list):
-            raise ValueError("Models with several inputs are not supported; CNN Lens explains one image input.")
-        if len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] not in (1, 3):
-            raise ValueError(
-                f"The model's input must be (height, width, 1 or 3) with a fixed size; it is {tuple(shape[1:])}."
-            )
-        self.input_shape: tuple[int, int, int] = (int(shape[1]), int(shape[2]), int(shape[3]))
+        self.input_shape: tuple[int, int, int] = explainable_input(self.model)
+        units = explainable_classes(self.model)
         self._output_path = graph.output_layer_path(self.model)
         out_layer = graph.find_layer(self.model, self._output_path)
         squash = _activation_name(out_layer)
-        units = int(self.model.output_shape[-1])
-        if len(self.model.output_shape) != 2:
-            raise ValueError(f"The model's output must be (batch, classes); it is {self.model.output_shape}.")
         if squash == "sigmoid":
             kind = "sigmoid" if units == 1 else "multilabel"
         elif squash == "softmax":
