@@ -1,7 +1,9 @@
 """Read an untrusted picture into a plain array: one decoding path, through Pillow.
 
 Every upload goes through ``read_image``: an allow-list of formats, a pixel cap checked
-from the header before any pixel is decoded, EXIF orientation applied, the first frame
+from the header before any pixel is decoded, a cap on the scans of a JPEG (each scan of a
+progressive JPEG is one more pass over the whole picture, so 5,000 of them in a 100 KB file
+take seconds to minutes to decode), EXIF orientation applied, the first frame
 of an animation, and every mode (palette, CMYK, alpha, 16-bit, 1-bit) turned into plain
 uint8 RGB or grayscale. Anything else raises ``ImageError`` with a message a person can act on.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -19,7 +22,12 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 MAX_PIXELS = int(os.environ.get("CNN_LENS_MAX_PIXELS", 40_000_000))
 MAX_BYTES = int(os.environ.get("CNN_LENS_MAX_IMAGE_BYTES", 50_000_000))
+MAX_JPEG_SCANS = int(os.environ.get("CNN_LENS_MAX_JPEG_SCANS", 100))  # libjpeg's progressive JPEGs have 10
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+# A JPEG marker as libjpeg finds it: 0xFF (fill bytes may repeat it), then a byte that is not 0x00
+# (a stuffed 0xFF inside entropy-coded data) and not RST0..RST7 (restart markers inside a scan).
+_MARKER = re.compile(rb"\xff+([^\x00\xff\xd0-\xd7])")
+_STANDALONE = (0xD8, 0x01)  # SOI, TEM: no length field
 
 
 class ImageError(ValueError):
@@ -44,6 +52,34 @@ def _open(data: bytes | str | os.PathLike | io.IOBase) -> tuple[bytes, str]:
     if len(data) > MAX_BYTES:
         raise ImageError(f"The file is larger than {MAX_BYTES / 1e6:.0f} MB.")
     return data, "the upload"
+
+
+def jpeg_scan_count(data: bytes, stop: int | None = None) -> int:
+    """The number of scans (SOS markers) libjpeg would decode in the first picture of a JPEG file.
+
+    Walks the markers as libjpeg reads them: segments are skipped by their length, entropy-coded
+    data and bytes between segments are skipped up to the next marker, and it ends at EOI.
+    Linear in the file's size; stops counting once past ``stop``.
+    """
+    count, i, n = 0, 2, len(data)
+    while True:
+        found = _MARKER.search(data, i)
+        if found is None:
+            return count
+        marker, at = found.group(1)[0], found.start(1)
+        if marker == 0xD9:  # EOI
+            return count
+        if marker in _STANDALONE:
+            i = at + 1
+            continue
+        if at + 2 >= n:
+            return count
+        length = (data[at + 1] << 8) | data[at + 2]
+        if marker == 0xDA:  # SOS: its header, then entropy-coded data up to the next marker
+            count += 1
+            if stop is not None and count > stop:
+                return count
+        i = at + 1 + max(length, 2)
 
 
 def _to_plain(img: Image.Image) -> Image.Image:
@@ -85,9 +121,12 @@ def _to_plain(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
 
 
-def read_image(data: bytes | str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+def read_image(
+    data: bytes | str | os.PathLike, max_pixels: int | None = None, max_scans: int | None = None
+) -> np.ndarray:
     """Bytes, a file object or a path -> uint8 (H, W, 3) RGB or (H, W) grayscale."""
     max_pixels = int(os.environ.get("CNN_LENS_MAX_PIXELS", MAX_PIXELS)) if max_pixels is None else max_pixels
+    max_scans = int(os.environ.get("CNN_LENS_MAX_JPEG_SCANS", MAX_JPEG_SCANS)) if max_scans is None else max_scans
     raw, label = _open(data)
     if not raw:
         raise ImageError(f"{label} is empty.")
@@ -111,6 +150,13 @@ def read_image(data: bytes | str | os.PathLike, max_pixels: int | None = None) -
             f"{label} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
             f"{max_pixels / 1e6:.0f} MP (CNN_LENS_MAX_PIXELS). Downscale it first."
         )
+    if raw[:2] == b"\xff\xd8":  # JPEG (and MPO): count the scans before libjpeg decodes any of them
+        scans = jpeg_scan_count(raw, stop=max_scans)
+        if scans > max_scans:
+            raise ImageError(
+                f"{label} is a JPEG with more than {max_scans} scans (an ordinary progressive JPEG has about 10); "
+                "decoding it would take too long (CNN_LENS_MAX_JPEG_SCANS). Save it again as a plain JPEG or PNG."
+            )
     # Strict decoding: a truncated file is an error (this is Pillow's default; never relaxed here).
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:

@@ -152,6 +152,60 @@ def animated_webp() -> tuple[bytes, np.ndarray, int]:
     return data, np.full((3, 4, 3), GREEN, np.uint8), 0
 
 
+def jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of each segment of a JPEG that Pillow wrote; a scan runs to the end of its data."""
+    out, i = [], 2
+    while i < len(data):
+        while data[i + 1] == 0xFF:  # fill bytes
+            i += 1
+        marker = data[i + 1]
+        if marker == 0xD9:
+            out.append((marker, i, i + 2))
+            break
+        end = i + 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker == 0xDA:  # entropy-coded data: up to the next 0xFF that is not a stuffed 0xFF00 or a restart
+            while not (data[end] == 0xFF and data[end + 1] != 0 and not 0xD0 <= data[end + 1] <= 0xD7):
+                end += 1
+        out.append((marker, i, end))
+        i = end
+    return out
+
+
+def progressive_jpeg(size: int = 64, gray: bool = False) -> bytes:
+    """A progressive JPEG as libjpeg writes one (10 scans in colour, 6 in grayscale), of a smooth gradient."""
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    a = np.stack(
+        [ramp[None, :].repeat(size, 0), ramp[:, None].repeat(size, 1), 255 - ramp[None, :].repeat(size, 0)], -1
+    )
+    img = Image.fromarray(a[..., 0].astype(np.uint8)) if gray else Image.fromarray(a.astype(np.uint8))
+    return save(img, "JPEG", progressive=True, quality=95)
+
+
+def many_scan_jpeg(size: int = 64, scans: int = 5_000) -> bytes:
+    """A progressive JPEG whose last scan (a refinement of the luma AC coefficients) is repeated ``scans`` times.
+
+    libjpeg accepts the repeats (it only warns about a "bogus progression") and makes one more
+    pass over the whole picture for each: 5,000 scans of a 2048x2048 picture fit in 100 KB and
+    take Pillow about 12 s to decode on a laptop-class core.
+    """
+    data = save(Image.new("RGB", (size, size), (128, 128, 128)), "JPEG", progressive=True, quality=90)
+    segments = jpeg_segments(data)
+    own = [seg for seg in segments if seg[0] == 0xDA]
+    _, start, end = own[-1]
+    eoi = segments[-1][1]
+    return data[:eoi] + data[start:end] * (scans - len(own)) + data[eoi:]  # its own 10 scans, then repeats
+
+
+def progressive() -> tuple[bytes, np.ndarray, int]:
+    data = progressive_jpeg(64)
+    return data, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), 0
+
+
+def progressive_gray() -> tuple[bytes, np.ndarray, int]:
+    data = progressive_jpeg(64, gray=True)
+    return data, np.asarray(Image.open(io.BytesIO(data))), 0
+
+
 GOOD: dict[str, Good] = {
     "EXIF orientation 6 (PNG)": exif_png(6),
     "EXIF orientation 3 (PNG)": exif_png(3),
@@ -171,6 +225,8 @@ GOOD: dict[str, Good] = {
     "32-bit float TIFF": float_tiff,
     "animated GIF": animated_gif,
     "animated WebP": animated_webp,
+    "progressive JPEG": progressive,
+    "progressive grayscale JPEG": progressive_gray,
 }
 
 
@@ -207,4 +263,5 @@ BAD: dict[str, tuple[Callable[[], bytes], str]] = {
     "PCX (format not on the allow-list)": (lambda: save(Image.new("RGB", (4, 4), RED), "PCX"), "not an image"),
     "text": (lambda: b"hello, I am not a picture", "not an image"),
     "empty": (lambda: b"", "empty"),
+    "progressive JPEG with 5,000 scans": (lambda: many_scan_jpeg(64, 5_000), "more than 100 scans"),
 }
