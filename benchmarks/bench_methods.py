@@ -10,13 +10,14 @@ time is reported as "first" -- it includes tracing and compiling):
 - each method through ``interpret.explain`` (what a user gets: preparing the picture
   included; the target is explicit, as in the UI, so no separate top-1 pass) and through the method function alone;
 - its floor, timed in the same loop, alternating with the method so that both see the
-  same load on a shared machine:
-  * gradient and CAM methods: one compiled forward+backward pass at batch 1;
-  * SmoothGrad / Integrated Gradients: N forward+backward passes (N = samples or steps)
-    at the best batch size;
-  * occlusion, Score-CAM, LIME: N forward passes at the best batch size, N being the
-    number of occluded copies (+1 for the picture), masked copies or samples;
-  the best batch sizes are found first by timing a few;
+  same load on a shared machine: N compiled passes of the logits model, N being what the
+  method declares in the registry (``Method.passes`` for its parameters), forward+backward
+  or forward only as it declares (``Method.backward``); one pass at batch 1, N passes at
+  the best batch size, found first by timing a few. So: one forward+backward pass for
+  the gradient and CAM methods (one forward pass for CAM), samples or steps
+  forward+backward passes for SmoothGrad and Integrated Gradients, and forward passes for
+  occlusion (patch positions + 1 for the picture), Score-CAM (1 for the activations +
+  masked copies) and LIME (samples);
 - peers doing the same work in the same process where importable: tf-keras-vis
   (Gradcam, GradcamPlusPlus, Scorecam with max_N, Saliency, SmoothGrad via
   smooth_samples), lime's stock ``LimeImageExplainer`` and xplique.
@@ -155,43 +156,46 @@ class Floors:
 
 
 # ---- our methods --------------------------------------------------------------------
+INPUT_SHAPE = (224, 224, 3)  # only to find which parameters are counts; the floors use the model's own shape
+
+
+def count_params(method) -> list:
+    """The integer parameters whose value sets how many passes the method makes (samples, steps, channels).
+
+    Read from the registry: an int parameter with a positive default is one when doubling it
+    raises ``method.passes``.
+    """
+    found = []
+    for p in method.params:
+        if p.kind != "int" or not p.default or p.default < 1:
+            continue
+        more = min(int(p.default) * 2, int(p.max)) if p.max is not None else int(p.default) * 2
+        try:
+            if method.pass_count({p.name: more}, INPUT_SHAPE) > method.pass_count({}, INPUT_SHAPE):
+                found.append(p)
+        except ValueError:
+            continue
+    return found
+
+
 def method_params(name: str, quick: bool) -> dict:
-    """The defaults, with the counts the peers are run at (smaller with --quick)."""
+    """The method's defaults; with --quick, its count parameters at a quarter (within their range)."""
+    from interpret import METHODS
+
     if not quick:
-        return {"lime": {"num_samples": 1000}}.get(name, {})
-    return {
-        "smoothgrad": {"samples": 8},
-        "integrated_gradients": {"steps": 8},
-        "scorecam": {"max_channels": 32},
-        "lime": {"num_samples": 200},
-    }.get(name, {})
+        return {}
+    return {p.name: max(int(p.min or 1), int(p.default) // 4) for p in count_params(METHODS[name])}
 
 
-def floor_spec(name: str, kind: str, params: dict, extras: dict, method) -> tuple[int, bool, str]:
-    """(N, backward?, description) of a method's floor."""
-    full = {**method.defaults, **params}
-    if name == "occlusion":
-        n = len(extras["scores"]) + 1
-        return n, False, f"{n} fwd"
-    if name == "scorecam":
-        n = len(extras["channels"])
-        return n, False, f"{n} fwd"
-    if name == "lime":
-        n = int(full["num_samples"])
-        return n, False, f"{n} fwd"
-    if name == "smoothgrad":
-        n = int(full["samples"])
-        return n, True, f"{n} fwd+bwd"
-    if name == "integrated_gradients":
-        n = int(full["steps"])
-        return n, True, f"{n} fwd+bwd"
-    if kind == "perturbation":
-        n = int(next((v for k, v in full.items() if "sample" in k), 1))
-        return n, False, f"{n} fwd"
-    return 1, True, "1 fwd+bwd"
+def floor_spec(method, params: dict, input_shape: tuple[int, int, int]) -> tuple[int, bool, str]:
+    """(N, backward?, description) of a method's floor, from the registry: its passes, forward+backward or forward."""
+    n = method.pass_count(params, input_shape)
+    return n, bool(method.backward), f"{n} {'fwd+bwd' if method.backward else 'fwd'}"
 
 
-TARGETS = {"occlusion": 1.2, "scorecam": 1.2, "lime": 1.2, "smoothgrad": 1.2, "integrated_gradients": 1.2}
+def target_ratio(method, params: dict, input_shape: tuple[int, int, int]) -> float:
+    """Issue 3's targets: 1.5x the floor for one-pass methods, 1.2x for methods making many passes."""
+    return 1.2 if method.pass_count(params, input_shape) > 1 else 1.5
 
 
 def bench_method(
@@ -204,7 +208,7 @@ def bench_method(
 
     method = METHODS[name]
     params = method_params(name, quick)
-    row = Row(name, target=TARGETS.get(name, 1.5))
+    row = Row(name, target=target_ratio(method, params, m.input_shape))
     layer = resolve_layer(m, None) if method.uses_layer else None
     full = method.check_params(params)
 
@@ -219,8 +223,7 @@ def bench_method(
     except ValueError as err:
         row.note = f"not applicable: {err}"
         return row
-    extras = run_explain().extras
-    n, backward, row.floor_what = floor_spec(name, method.kind, params, extras, method)
+    n, backward, row.floor_what = floor_spec(method, params, m.input_shape)
     from interpret.batching import best_batch_size
 
     floor = floors.floor_timer(n, backward, also=best_batch_size(m))
@@ -312,11 +315,12 @@ def lime_jobs(m, x: np.ndarray, batch_size: int, quick: bool) -> PeerJobs:
     except ImportError:
         print("lime: not installed", flush=True)
         return {}
+    from interpret import METHODS
     from interpret.batching import compiled_logits
     from interpret.lime_superpixels import visible_pixels
 
     fn = compiled_logits(m)
-    n = int(method_params("lime", quick).get("num_samples", 1000))
+    n = int({**METHODS["lime"].defaults, **method_params("lime", quick)}["num_samples"])
     image = visible_pixels(m, x[0]).astype(np.float64)
     pre = m.preprocessing
 

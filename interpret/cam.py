@@ -182,6 +182,7 @@ register(
         paper="Zhou et al. 2016",
         kind="cam",
         signed=True,
+        backward=False,  # one forward pass: the Dense weights replace the gradients
         summary="Last conv maps weighted by the class's Dense weights (models ending in global average pooling + Dense).",
     )
 )

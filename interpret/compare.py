@@ -3,18 +3,19 @@
 The lecture's figure (after Selvaraju et al. (2017), "Grad-CAM", arXiv:1610.02391, Fig. 1):
 guided backprop, Grad-CAM, guided Grad-CAM and occlusion for "Cat" and "Dog".
 
-The methods share their passes where they can:
+The methods share their passes where they can, as each declares in the registry
+(``Method.shared_pass``, see :class:`interpret.registry.SharedPass`); this module names no
+method:
 
-- Grad-CAM, guided backprop and guided Grad-CAM for all chosen classes come from one
-  batched call (one row per class) of one compiled function: one forward pass, a plain
-  backward pass to the layer and a guided one to the input
-  (``interpret.guided_gradcam.guided_and_layer_gradients``);
-- saliency for all classes is one batched input-gradient call;
-- occlusion scores every class with the same occluded copies, so its forward passes are
-  run once for all classes;
-- any other registered method runs through ``explain`` once per class.
+- a method with a shared pass gets the maps of all chosen classes from one run of it (one
+  batched call with a row per class, or one set of perturbed copies scoring every class),
+  and methods naming the same key share that run: e.g. Grad-CAM, guided backprop and
+  guided Grad-CAM come from one forward pass, a plain backward pass to the layer and a
+  guided one to the input;
+- any other method runs through ``explain`` once per class.
 
-Each map equals what ``explain`` gives for that method and class.
+Each map equals what ``explain`` gives for that method and class. Progress is weighted by
+the passes each method makes (``Method.passes``).
 """
 
 from __future__ import annotations
@@ -29,18 +30,13 @@ from typing import Any
 import numpy as np
 
 from interpret.core import explain, resolve_layer, resolve_target
-from interpret.gradcam import gradcam_weights, weighted_map
-from interpret.gradients import input_gradients
-from interpret.guided_gradcam import guided_and_layer_gradients, guided_gradcam_product
 from interpret.progress import Progress
-from interpret.registry import METHODS
-from interpret.saliency import saliency_map
+from interpret.registry import METHODS, Method
 from models.handle import ModelHandle
 from models.preprocessing import as_batch, resize_map
 
 MAX_METHODS = 12
 MAX_TARGETS = 6
-GRADIENT_FAMILY = ("gradcam", "guided_backprop", "guided_gradcam")
 
 
 @dataclass
@@ -77,20 +73,26 @@ def _finite(heat: np.ndarray, h: int, w: int) -> np.ndarray:
     return resize_map(heat, h, w)
 
 
-def _occlusion_all_targets(m: ModelHandle, x: np.ndarray, targets: list[int], params: dict, progress: Progress) -> list:
-    """Occlusion maps for every target from one set of occluded forward passes."""
-    from interpret import occlusion as occ
+def _needs_layer(spec: Method) -> bool:
+    return spec.uses_layer or (spec.shared_pass is not None and spec.shared_pass.needs_layer)
 
-    logits, corners, patch, _ = occ.occluded_logits(
-        m,
-        x,
-        params.get("patch", 0),
-        params.get("stride", 0),
-        params.get("fill", "zero"),
-        params.get("batch_size", 0),
-        progress,
+
+def _share_note(spec: Method, passes: int, classes: int) -> str:
+    what = (
+        "one batched pass"
+        if passes == 1
+        else f"one set of {passes} {'forward+backward' if spec.backward else 'forward'} passes"
     )
-    return [occ.occlusion_map(logits[0, t] - logits[1:, t], corners, m.input_shape[:2], patch) for t in targets]
+    return f"{what} for {classes} classes"
+
+
+def _span(progress: Progress, start: float, stop: float, label: str) -> Callable[[float, str], None]:
+    """A progress callback for one part of the grid: its 0..1 mapped onto start..stop of the whole."""
+
+    def report(fraction: float, message: str = "") -> None:
+        progress(start + (stop - start) * min(max(float(fraction), 0.0), 1.0), f"{message} ({label})")
+
+    return report
 
 
 def default_targets(m: ModelHandle, image: np.ndarray, k: int = 2) -> list[int]:
@@ -128,45 +130,51 @@ def compare(
     targets = list(dict.fromkeys(resolve_target(m, t, logits) for t in (targets or default_targets(m, image))))
     if len(targets) > MAX_TARGETS:
         raise ValueError(f"Compare at most {MAX_TARGETS} classes at once.")
-    needs_layer = any(METHODS[name].uses_layer for name in methods) or any(n in GRADIENT_FAMILY for n in methods)
-    chosen_layer = resolve_layer(m, layer) if needs_layer else None
+    chosen_layer = resolve_layer(m, layer) if any(_needs_layer(METHODS[name]) for name in methods) else None
     progress = progress if isinstance(progress, Progress) else Progress(progress)
-    maps: dict[tuple[str, int], tuple[np.ndarray, str]] = {}
-    batch = np.repeat(x, len(targets), axis=0)
-    steps = len(methods) + 1
-    done = 0
 
-    family = [n for n in methods if n in GRADIENT_FAMILY]
-    if family:
-        progress(0.0, "Grad-CAM and guided backprop: one batched pass for all classes")
-        acts, layer_grads, guided, _ = guided_and_layer_gradients(m, batch, chosen_layer, np.array(targets))
-        note = f"one batched pass for {len(targets)} classes"
-        for row, t in enumerate(targets):
-            cam = weighted_map(acts[row], gradcam_weights(layer_grads[row]))
-            if "gradcam" in family:
-                maps[("gradcam", t)] = (cam, note)
-            if "guided_backprop" in family:
-                maps[("guided_backprop", t)] = (saliency_map(guided[row]), note)
-            if "guided_gradcam" in family:
-                maps[("guided_gradcam", t)] = (saliency_map(guided_gradcam_product(guided[row], cam)), note)
-        done += len(family)
-    if "saliency" in methods:
-        grads, _ = input_gradients(m, batch, np.array(targets))
-        for row, t in enumerate(targets):
-            maps[("saliency", t)] = (saliency_map(grads[row]), f"one batched pass for {len(targets)} classes")
-        done += 1
+    # The work: one job per shared run (the methods with the same key and parameters
+    # together), one per method otherwise (explain once per class); each weighted by the
+    # passes it makes, for the progress bar.
+    passes = {name: METHODS[name].pass_count(checked[name], m.input_shape) for name in methods}
+    jobs: dict[tuple, list[str]] = {}
     for name in methods:
-        if any(key[0] == name for key in maps):
-            continue
-        progress(done / steps, f"{METHODS[name].title}")
-        if name == "occlusion":
-            for t, heat in zip(targets, _occlusion_all_targets(m, x, targets, checked[name], progress), strict=True):
-                maps[(name, t)] = (heat, f"one set of occluded passes for {len(targets)} classes")
+        shared = METHODS[name].shared_pass
+        key = (name,) if shared is None else (shared.key, tuple(sorted(checked[name].items())))
+        jobs.setdefault(key, []).append(name)
+    weights = [
+        max(passes[n] for n in names) * (1 if METHODS[names[0]].shared_pass else len(targets))
+        for names in jobs.values()
+    ]
+    total = float(sum(weights))
+
+    maps: dict[tuple[str, int], tuple[np.ndarray, str]] = {}
+    done = 0
+    for names, weight in zip(jobs.values(), weights, strict=True):
+        first = METHODS[names[0]]
+        start, stop = done / total, (done + weight) / total
+        if first.shared_pass is not None:
+            title = " + ".join(METHODS[n].title for n in names)
+            report = _span(progress, start, stop, f"{title}, {len(targets)} classes")
+            report(0.0, "one run for all classes")
+            result = first.shared_pass.run(m, x, targets, chosen_layer, checked[names[0]], report)
+            note = _share_note(first, max(passes[n] for n in names), len(targets))
+            for name in names:
+                for i, t in enumerate(targets):
+                    maps[(name, t)] = (METHODS[name].shared_pass.heatmap(result, i), note)
         else:
-            for t in targets:
-                e = explain(m, picture[0], method=name, target=t, layer=chosen_layer, progress=None, **checked[name])
-                maps[(name, t)] = (e.heatmap, "")
-        done += 1
+            for i, t in enumerate(targets):
+                part = _span(
+                    progress,
+                    start + (stop - start) * i / len(targets),
+                    start + (stop - start) * (i + 1) / len(targets),
+                    m.class_names[t],
+                )
+                e = explain(
+                    m, picture[0], method=first.name, target=t, layer=chosen_layer, progress=part, **checked[first.name]
+                )
+                maps[(first.name, t)] = (e.heatmap, "")
+        done += weight
     progress(1.0, "Done")
     panels = []
     for name in methods:
@@ -182,7 +190,7 @@ def compare(
                     heatmap=_finite(heat, height, width),
                     signed=spec.signed,
                     params=checked[name],
-                    layer=chosen_layer if (spec.uses_layer or name in GRADIENT_FAMILY) else None,
+                    layer=chosen_layer if _needs_layer(spec) else None,
                     score=float(logits[t]),
                     shared=note,
                 )

@@ -13,7 +13,8 @@ import numpy as np
 
 from interpret.explanation import MethodResult
 from interpret.gradients import layer_gradients
-from interpret.registry import Method, register
+from interpret.guided_backprop import FAMILY_PASS, plain_and_guided_gradients
+from interpret.registry import Method, SharedPass, register
 from models.handle import ModelHandle
 
 
@@ -36,6 +37,12 @@ def gradcam(m: ModelHandle, x: np.ndarray, target: int, layer: str | None = None
     return MethodResult(weighted_map(acts[0], weights), extras, score=float(scores[0]))
 
 
+def gradcam_of_row(out: tuple[np.ndarray, ...], i: int) -> np.ndarray:
+    """The Grad-CAM map of row ``i`` of :func:`interpret.guided_backprop.plain_and_guided_gradients`."""
+    acts, layer_grads = out[0], out[1]
+    return weighted_map(acts[i], gradcam_weights(layer_grads[i]))
+
+
 register(
     Method(
         name="gradcam",
@@ -44,6 +51,7 @@ register(
         paper="Selvaraju et al. 2017",
         kind="cam",
         uses_layer=True,
+        shared_pass=SharedPass(FAMILY_PASS, plain_and_guided_gradients, gradcam_of_row, needs_layer=True),
         summary="Conv feature maps weighted by the average gradient of the class score.",
     )
 )

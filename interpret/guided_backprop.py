@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from interpret.explanation import MethodResult
 from interpret.gradients import input_gradients
-from interpret.registry import Method, register
+from interpret.registry import Method, SharedPass, register
 from interpret.saliency import saliency_map
 from models import graph
 from models.handle import ModelHandle
@@ -102,6 +102,24 @@ def guided_backprop(m: ModelHandle, x: np.ndarray, target: int, **_: Any) -> Met
     return MethodResult(saliency_map(grads[0]), {"gradients": grads[0]}, score=float(scores[0]))
 
 
+def plain_and_guided_gradients(
+    m: ModelHandle, x: np.ndarray, targets: list[int], layer: str, params: dict, progress
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For every target at once (one row each): activations of ``layer``, plain gradients there,
+    guided gradients at the input, scores -- from one forward pass, a plain backward pass to
+    the layer and a guided one to the input.
+
+    The shared run of guided backprop, Grad-CAM and guided Grad-CAM (``FAMILY_PASS``); the
+    compiled function is :func:`interpret.guided_gradcam.guided_and_layer_gradients`.
+    """
+    from interpret.guided_gradcam import guided_and_layer_gradients  # here: guided_gradcam imports this module
+
+    return guided_and_layer_gradients(m, np.repeat(x, len(targets), axis=0), layer, np.asarray(targets))
+
+
+# The key under which guided backprop, Grad-CAM and guided Grad-CAM share one run.
+FAMILY_PASS = "plain and guided gradients"
+
 register(
     Method(
         name="guided_backprop",
@@ -109,6 +127,9 @@ register(
         fn=guided_backprop,
         paper="Springenberg et al. 2015",
         kind="gradient",
+        shared_pass=SharedPass(
+            FAMILY_PASS, plain_and_guided_gradients, lambda out, i: saliency_map(out[2][i]), needs_layer=True
+        ),
         summary="Gradient where only positive signals pass back through each ReLU: sharp, edge-like detail.",
     )
 )

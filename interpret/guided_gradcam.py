@@ -22,10 +22,10 @@ import numpy as np
 import tensorflow as tf
 
 from interpret.explanation import MethodResult
-from interpret.gradcam import gradcam_weights, weighted_map
+from interpret.gradcam import gradcam_of_row, gradcam_weights, weighted_map
 from interpret.gradients import one_hot
-from interpret.guided_backprop import guided_override, make_guided_identity
-from interpret.registry import Method, register
+from interpret.guided_backprop import FAMILY_PASS, guided_override, make_guided_identity, plain_and_guided_gradients
+from interpret.registry import Method, SharedPass, register
 from interpret.saliency import saliency_map
 from models.handle import ModelHandle
 from models.preprocessing import resize_map
@@ -81,6 +81,11 @@ def guided_gradcam(m: ModelHandle, x: np.ndarray, target: int, layer: str | None
     return MethodResult(saliency_map(product), {"gradients": product, "gradcam": cam}, score=float(scores[0]))
 
 
+def guided_gradcam_of_row(out: tuple[np.ndarray, ...], i: int) -> np.ndarray:
+    """The guided Grad-CAM map of row ``i`` of :func:`interpret.guided_backprop.plain_and_guided_gradients`."""
+    return saliency_map(guided_gradcam_product(out[2][i], gradcam_of_row(out, i)))
+
+
 register(
     Method(
         name="guided_gradcam",
@@ -89,6 +94,7 @@ register(
         paper="Selvaraju et al. 2017",
         kind="gradient",
         uses_layer=True,
+        shared_pass=SharedPass(FAMILY_PASS, plain_and_guided_gradients, guided_gradcam_of_row, needs_layer=True),
         summary="Guided backprop's fine detail, kept only where Grad-CAM finds the class.",
     )
 )

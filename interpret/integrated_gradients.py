@@ -156,6 +156,16 @@ def integrated_gradients(
     )
 
 
+def integrated_gradients_passes(params: dict[str, Any], input_shape: tuple[int, int, int]) -> int:
+    """One forward+backward pass per point on the path.
+
+    Not counted: the one forward pass of the picture and the baseline (two images) that
+    measures the completeness gap.
+    """
+    return int(params["steps"])
+
+
+# Defaults: those of ``integrated_gradients``'s keyword arguments.
 register(
     Method(
         name="integrated_gradients",
@@ -164,13 +174,13 @@ register(
         paper="Sundararajan et al. 2017",
         kind="gradient",
         signed=True,
+        passes=integrated_gradients_passes,
         params=(
-            Param("steps", "int", 32, "Points on the path from the baseline to the picture.", min=1, max=512, step=1),
+            Param("steps", "int", help="Points on the path from the baseline to the picture.", min=1, max=512, step=1),
             Param(
                 "baseline",
                 "choice",
-                "black",
-                "black: a black picture; zero: an all-zero model input; blurred: the picture, heavily blurred.",
+                help="black: a black picture; zero: an all-zero model input; blurred: the picture, heavily blurred.",
                 choices=BASELINES,
             ),
         ),

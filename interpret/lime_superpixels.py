@@ -299,6 +299,11 @@ def lime(
     return MethodResult(superpixel_map(segments, weights, shown), extras)
 
 
+def lime_passes(params: dict, input_shape: tuple[int, int, int]) -> int:
+    """One forward pass per perturbed copy (the first is the picture itself, all superpixels on)."""
+    return int(params["num_samples"])
+
+
 def draw_segments(picture: np.ndarray, extras: dict) -> np.ndarray:
     """LIME's superpixel outlines over its overlay."""
     return boundaries(picture, extras["segments"]) if "segments" in extras else picture
@@ -312,41 +317,59 @@ register(
         paper="Ribeiro et al. 2016",
         kind="perturbation",
         signed=True,
+        passes=lime_passes,
         draw_extras=draw_segments,
+        # Defaults: those of ``lime``'s keyword arguments, declared there once.
         params=(
-            Param("num_samples", "int", 1000, "Perturbed copies scored by the model.", 10, MAX_SAMPLES, 10),
-            Param("segmenter", "choice", "quickshift", "Superpixel algorithm (scikit-image).", choices=SEGMENTERS),
-            Param("kernel_size", "float", 4.0, "quickshift: width of the smoothing kernel.", 0.5, 50.0, 0.5),
+            Param("num_samples", "int", help="Perturbed copies scored by the model.", min=10, max=MAX_SAMPLES, step=10),
+            Param("segmenter", "choice", help="Superpixel algorithm (scikit-image).", choices=SEGMENTERS),
+            Param(
+                "kernel_size", "float", help="quickshift: width of the smoothing kernel.", min=0.5, max=50.0, step=0.5
+            ),
             Param(
                 "max_dist",
                 "float",
-                200.0,
-                "quickshift: cut-off distance; larger means fewer superpixels.",
-                1.0,
-                1000.0,
-                1.0,
+                help="quickshift: cut-off distance; larger means fewer superpixels.",
+                min=1.0,
+                max=1000.0,
+                step=1.0,
             ),
-            Param("ratio", "float", 0.2, "quickshift: colour vs position (0..1).", 0.0, 1.0, 0.05),
-            Param("n_segments", "int", 50, "slic: about how many superpixels.", 2, 1000, 1),
-            Param("compactness", "float", 10.0, "slic: higher means squarer superpixels.", 0.01, 1000.0, 1.0),
-            Param("scale", "float", 100.0, "felzenszwalb: higher means larger superpixels.", 1.0, 10000.0, 10.0),
+            Param("ratio", "float", help="quickshift: colour vs position (0..1).", min=0.0, max=1.0, step=0.05),
+            Param("n_segments", "int", help="slic: about how many superpixels.", min=2, max=1000, step=1),
             Param(
-                "sigma", "float", 0.8, "slic and felzenszwalb: Gaussian smoothing before segmenting.", 0.0, 10.0, 0.1
+                "compactness", "float", help="slic: higher means squarer superpixels.", min=0.01, max=1000.0, step=1.0
             ),
-            Param("min_size", "int", 20, "felzenszwalb: smallest superpixel in pixels.", 1, 10000, 1),
-            Param("positive_only", "bool", True, "Show only superpixels that support the class (else both signs)."),
-            Param("num_superpixels", "int", 5, "How many superpixels to show, by weight.", 1, 1000, 1),
-            Param("hide", "choice", "segment mean", "What a switched-off superpixel shows.", choices=HIDES),
-            Param("score", "choice", "probability", "What the local linear model explains.", choices=SCORES),
-            Param("seed", "int", 0, "Random seed: the same seed gives the same explanation.", 0, 2**31 - 1, 1),
+            Param(
+                "scale", "float", help="felzenszwalb: higher means larger superpixels.", min=1.0, max=10000.0, step=10.0
+            ),
+            Param(
+                "sigma",
+                "float",
+                help="slic and felzenszwalb: Gaussian smoothing before segmenting.",
+                min=0.0,
+                max=10.0,
+                step=0.1,
+            ),
+            Param("min_size", "int", help="felzenszwalb: smallest superpixel in pixels.", min=1, max=10000, step=1),
+            Param("positive_only", "bool", help="Show only superpixels that support the class (else both signs)."),
+            Param("num_superpixels", "int", help="How many superpixels to show, by weight.", min=1, max=1000, step=1),
+            Param("hide", "choice", help="What a switched-off superpixel shows.", choices=HIDES),
+            Param("score", "choice", help="What the local linear model explains.", choices=SCORES),
+            Param(
+                "seed",
+                "int",
+                help="Random seed: the same seed gives the same explanation.",
+                min=0,
+                max=2**31 - 1,
+                step=1,
+            ),
             Param(
                 "batch_size",
                 "int",
-                0,
-                "Copies per forward pass (lime's batch_size); 0 = the fastest for this model, measured once.",
-                0,
-                1024,
-                1,
+                help="Copies per forward pass (lime's batch_size); 0 = the fastest for this model, measured once.",
+                min=0,
+                max=1024,
+                step=1,
             ),
         ),
         summary="A local linear model over superpixels switched on and off at random.",

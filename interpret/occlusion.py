@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from interpret.batching import compiled_composite, run_batched
 from interpret.explanation import MethodResult
-from interpret.registry import Method, Param, register
+from interpret.registry import Method, Param, SharedPass, register
 from models.handle import ModelHandle
 
 MAX_MASKS = 4096
@@ -32,6 +32,12 @@ FILLS = ("zero", "mean", "blur")
 def auto_patch(shape: tuple[int, int]) -> int:
     """Default patch side: 1/14 of the shorter side (16 px at 224, 2 px at 28)."""
     return max(1, round(min(shape) / 14))
+
+
+def patch_and_stride(shape: tuple[int, int], patch: int, stride: int) -> tuple[int, int]:
+    """The patch side and stride in pixels, ``0`` meaning automatic: 1/14 of the shorter side, stride = patch."""
+    patch = int(patch) or auto_patch(shape)
+    return patch, int(stride) or patch
 
 
 def patch_starts(size: int, patch: int, stride: int) -> list[int]:
@@ -123,8 +129,7 @@ def occluded_logits(
     so callers can build maps for any number of targets from one set of forward passes.
     """
     shape = m.input_shape[:2]
-    patch = patch or auto_patch(shape)
-    stride = stride or patch
+    patch, stride = patch_and_stride(shape, patch, stride)
     if stride > patch:
         raise ValueError(
             f"stride={stride} is larger than patch={patch}: some pixels would never be hidden. "
@@ -181,6 +186,29 @@ def occlusion(
     return MethodResult(heat, extras, score=float(scores[0]))
 
 
+def occlusion_passes(params: dict, input_shape: tuple[int, int, int]) -> int:
+    """One forward pass per patch position, plus one for the picture itself (the baseline score)."""
+    shape = tuple(input_shape[:2])
+    patch, stride = patch_and_stride(shape, params["patch"], params["stride"])
+    return len(patch_corners(shape, patch, stride)) + 1
+
+
+def logits_for_targets(m: ModelHandle, x: np.ndarray, targets: list[int], layer, params: dict, progress):
+    """One set of occluded forward passes scores every class: (logits, corners, patch, input size, targets)."""
+    logits, corners, patch, _ = occluded_logits(
+        m, x, params["patch"], params["stride"], params["fill"], params["batch_size"], progress
+    )
+    return logits, corners, patch, m.input_shape[:2], list(targets)
+
+
+def occlusion_of_row(out, i: int) -> np.ndarray:
+    """The occlusion map of ``targets[i]`` from :func:`logits_for_targets`."""
+    logits, corners, patch, shape, targets = out
+    t = targets[i]
+    return occlusion_map(logits[0, t] - logits[1:, t], corners, shape, patch)
+
+
+# Defaults: those of ``occlusion``'s keyword arguments.
 register(
     Method(
         name="occlusion",
@@ -189,28 +217,35 @@ register(
         paper="Zeiler & Fergus 2014",
         kind="perturbation",
         signed=True,
+        passes=occlusion_passes,
+        shared_pass=SharedPass("occluded copies", logits_for_targets, occlusion_of_row),
         params=(
             Param(
                 "patch",
                 "int",
-                0,
-                "Side of the square patch in model-input pixels; 0 = 1/14 of the input side.",
-                0,
-                512,
-                1,
+                help="Side of the square patch in model-input pixels; 0 = 1/14 of the input side.",
+                min=0,
+                max=512,
+                step=1,
             ),
-            Param("stride", "int", 0, "Step between patch positions in pixels; 0 = the patch size.", 0, 512, 1),
             Param(
-                "fill", "choice", "zero", "What hides the patch: zero input, the mean colour, or a blur.", choices=FILLS
+                "stride",
+                "int",
+                help="Step between patch positions in pixels; 0 = the patch size.",
+                min=0,
+                max=512,
+                step=1,
+            ),
+            Param(
+                "fill", "choice", help="What hides the patch: zero input, the mean colour, or a blur.", choices=FILLS
             ),
             Param(
                 "batch_size",
                 "int",
-                0,
-                "Occluded copies per forward pass; 0 = the fastest for this model, measured once.",
-                0,
-                1024,
-                1,
+                help="Occluded copies per forward pass; 0 = the fastest for this model, measured once.",
+                min=0,
+                max=1024,
+                step=1,
             ),
         ),
         summary="Score drop when a patch hides each region (positive: the region supports the class).",

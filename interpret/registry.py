@@ -1,16 +1,36 @@
-"""The method registry: the UI's method picker, the CLI and the common tests all read ``METHODS``.
+"""The method registry, read by the UI's method picker, the CLI, compare, the benchmark and the common tests.
 
-Adding a method means one module, one ``register`` call in ``interpret/__init__.py``'s
-import list, and one test file.
+Adding a method means one module (ending in its ``register(Method(...))`` call), one import
+line in ``interpret/__init__.py``, and one test file; see CONTRIBUTING.md.
+
+Everything the rest of the code needs to know about a method is declared here, so that no
+caller holds a list of method names:
+
+- its parameters (``Param``), whose defaults are the method function's own keyword
+  defaults (declared once, in the function's signature; see ``SIGNATURE``);
+- how many passes it makes (``passes``): its progress steps and the benchmark's floor;
+- whether it can serve several target classes from one run (``shared_pass``): the compare grid;
+- how its extras are drawn (``draw_extras``).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from interpret.explanation import MethodResult
+
+
+class _Signature:
+    """The default of a ``Param`` that takes its value from the method function's signature."""
+
+    def __repr__(self) -> str:
+        return "SIGNATURE"
+
+
+SIGNATURE: Any = _Signature()
 
 
 @dataclass(frozen=True)
@@ -19,7 +39,9 @@ class Param:
 
     name: str
     kind: str  # "int" | "float" | "choice" | "bool"
-    default: Any
+    # SIGNATURE: the default of the method function's keyword argument of the same name
+    # (filled in by ``Method``), so that a default is written in one place only.
+    default: Any = SIGNATURE
     help: str = ""
     min: float | None = None
     max: float | None = None  # also the safety cap for sample/mask counts
@@ -55,8 +77,28 @@ DrawExtras = Callable[[Any, dict[str, Any]], Any]
 
 
 def one_pass(params: dict[str, Any], input_shape: tuple[int, int, int]) -> int:
-    """Gradient and CAM methods: one forward+backward pass."""
+    """Gradient and CAM methods: one pass (forward+backward, or forward only where ``backward=False``)."""
     return 1
+
+
+@dataclass(frozen=True)
+class SharedPass:
+    """How a method serves several target classes from one run, e.g. for the compare grid.
+
+    ``run(m, x, targets, layer, params, progress)`` makes the passes once for all ``targets``
+    (``x``: the prepared picture, shape (1, H, W, C); ``params``: the checked parameters;
+    ``progress(fraction, message)`` may raise ``Cancelled``) and returns whatever ``heatmap``
+    needs; ``heatmap(result, i)`` is this method's map for ``targets[i]``, equal to what
+    ``explain`` gives for that class. Methods that name the same ``key`` (and get the same
+    parameters) share one run: the caller runs it once for all of them, e.g. Grad-CAM,
+    guided backprop and guided Grad-CAM come from one forward, one plain and one guided
+    backward pass. Methods sharing a key must use the same ``run``.
+    """
+
+    key: str
+    run: Callable[..., Any]
+    heatmap: Callable[[Any, int], Any]
+    needs_layer: bool = False  # run needs a conv layer even if the method itself does not
 
 
 @dataclass(frozen=True)
@@ -70,16 +112,32 @@ class Method:
     uses_layer: bool = False
     signed: bool = False  # heatmap has meaningful negative values
     summary: str = ""
-    # (checked params, model input shape) -> forward passes the method makes: its progress
-    # steps and the benchmark's floor (one pass for gradient methods; N for perturbations).
+    # (checked params, model input shape) -> passes through the model the method makes for one
+    # picture and one target: the weight of its progress and the benchmark's floor (1 for
+    # gradient and CAM methods; samples, steps, occluded copies, masks for the others).
     passes: PassCount = one_pass
+    # Whether each pass is forward+backward (gradients) or forward only. None: forward only
+    # for kind "perturbation", forward+backward otherwise.
+    backward: bool | None = None
+    # One run for several target classes (compare's grid); None: ``explain`` once per class.
+    shared_pass: SharedPass | None = None
     # How the method's extras are drawn over its overlay, e.g. LIME's superpixel boundaries:
     # (RGB uint8 overlay at display size, Explanation.extras) -> RGB uint8. None: nothing to draw.
     draw_extras: DrawExtras | None = None
     defaults: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(_with_signature_default(self, p) for p in self.params))
         object.__setattr__(self, "defaults", {p.name: p.default for p in self.params})
+        if self.backward is None:
+            object.__setattr__(self, "backward", self.kind != "perturbation")
+
+    def pass_count(self, params: dict[str, Any], input_shape: tuple[int, int, int]) -> int:
+        """``passes`` for these parameters (checked first; missing ones take their defaults)."""
+        n = self.passes(self.check_params(params), tuple(input_shape))
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{self.name}: passes() gave {n!r}; expected a positive whole number.")
+        return n
 
     def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
         known = {p.name: p for p in self.params}
@@ -90,6 +148,33 @@ class Method:
                 f"{self.title} has no parameter {', '.join(sorted(unknown))}; its parameters are: {options}."
             )
         return {name: known[name].check(params.get(name, p.default)) for name, p in known.items()}
+
+
+def signature_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword arguments of ``fn`` that have a default, with their defaults."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        return {}
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def _with_signature_default(method: Method, param: Param) -> Param:
+    """``param`` with its default taken from, or checked against, the method function's signature."""
+    defaults = signature_defaults(method.fn)
+    if param.default is SIGNATURE:
+        if param.name not in defaults:
+            raise TypeError(
+                f"{method.name}: parameter {param.name!r} takes its default from {method.fn.__name__}(), "
+                "which has no keyword argument of that name with a default."
+            )
+        return replace(param, default=defaults[param.name])
+    if param.name in defaults and defaults[param.name] != param.default:
+        raise TypeError(
+            f"{method.name}: parameter {param.name!r} defaults to {param.default!r} in its Param but to "
+            f"{defaults[param.name]!r} in {method.fn.__name__}(); declare it once (leave the Param's default out)."
+        )
+    return param
 
 
 METHODS: dict[str, Method] = {}

@@ -12,7 +12,7 @@ import numpy as np
 
 from interpret.explanation import MethodResult
 from interpret.gradients import input_gradients
-from interpret.registry import Method, register
+from interpret.registry import Method, SharedPass, register
 from models.handle import ModelHandle
 
 
@@ -26,6 +26,12 @@ def saliency(m: ModelHandle, x: np.ndarray, target: int, **_) -> MethodResult:
     return MethodResult(saliency_map(grads[0]), {"gradients": grads[0]}, score=float(scores[0]))
 
 
+def gradients_for_targets(m: ModelHandle, x: np.ndarray, targets: list[int], layer, params, progress) -> np.ndarray:
+    """Input gradients (T, H, W, C) of every target's logit: one batched pass, one row per target."""
+    grads, _ = input_gradients(m, np.repeat(x, len(targets), axis=0), np.asarray(targets))
+    return grads
+
+
 register(
     Method(
         name="saliency",
@@ -33,6 +39,7 @@ register(
         fn=saliency,
         paper="Simonyan et al. 2014",
         kind="gradient",
+        shared_pass=SharedPass("input gradients", gradients_for_targets, lambda grads, i: saliency_map(grads[i])),
         summary="How much each pixel's change would move the class score: |d logit / d x|.",
     )
 )

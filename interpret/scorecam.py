@@ -133,6 +133,17 @@ def scorecam(
     return MethodResult(scorecam_map(kept, weights), extras)
 
 
+def scorecam_passes(params: dict, input_shape: tuple[int, int, int]) -> int:
+    """One forward pass for the layer's activations, then one per masked copy.
+
+    The masked copies are ``max_channels`` or, for a layer with fewer channels, as many as it
+    has: the layer is not known here, so this is an upper bound (exact whenever the layer
+    has at least ``max_channels`` channels, e.g. the last conv layer of any zoo model).
+    """
+    return int(params["max_channels"]) + 1
+
+
+# Defaults: those of ``scorecam``'s keyword arguments.
 register(
     Method(
         name="scorecam",
@@ -141,32 +152,31 @@ register(
         paper="Wang et al. 2020",
         kind="cam",
         uses_layer=True,
+        backward=False,  # forward passes only: masked copies of the picture
+        passes=scorecam_passes,
         params=(
             Param(
                 "max_channels",
                 "int",
-                64,
-                "Masked copies to score: the layer's channels with the most varied maps (all if fewer).",
-                1,
-                4096,
-                1,
+                help="Masked copies to score: the layer's channels with the most varied maps (all if fewer).",
+                min=1,
+                max=4096,
+                step=1,
             ),
             Param(
                 "weighting",
                 "choice",
-                "softmax over channels",
-                "Channel weights: softmax of the target logits over channels (the paper), "
+                help="Channel weights: softmax of the target logits over channels (the paper), "
                 "or the target's class probability (the authors' code, tf-keras-vis).",
                 choices=WEIGHTINGS,
             ),
             Param(
                 "batch_size",
                 "int",
-                0,
-                "Masked copies per forward pass; 0 = the fastest for this model, measured once.",
-                0,
-                1024,
-                1,
+                help="Masked copies per forward pass; 0 = the fastest for this model, measured once.",
+                min=0,
+                max=1024,
+                step=1,
             ),
         ),
         summary="Each feature map used as a mask on the picture; maps that keep the class score weigh more.",

@@ -148,6 +148,12 @@ def smoothgrad(
     return MethodResult(smoothgrad_map(combined), {"gradients": combined, "sigma": sigma})
 
 
+def smoothgrad_passes(params: dict[str, Any], input_shape: tuple[int, int, int]) -> int:
+    """One forward+backward pass per noisy copy."""
+    return int(params["samples"])
+
+
+# Defaults: those of ``smoothgrad``'s keyword arguments.
 register(
     Method(
         name="smoothgrad",
@@ -155,25 +161,24 @@ register(
         fn=smoothgrad,
         paper="Smilkov et al. 2017",
         kind="gradient",
+        passes=smoothgrad_passes,
         params=(
-            Param("samples", "int", 20, "Noisy copies averaged (more: smoother, slower).", min=1, max=256, step=1),
+            Param("samples", "int", help="Noisy copies averaged (more: smoother, slower).", min=1, max=256, step=1),
             Param(
                 "noise_level",
                 "float",
-                0.15,
-                "Noise standard deviation as a fraction of the model input's range (the paper suggests 0.1-0.2).",
+                help="Noise standard deviation as a fraction of the model input's range (the paper suggests 0.1-0.2).",
                 min=0.0,
                 max=1.0,
                 step=0.01,
             ),
             Param(
-                "seed", "int", 0, "Seed of the noise: the same seed gives the same map.", min=0, max=2**31 - 1, step=1
+                "seed", "int", help="Seed of the noise: the same seed gives the same map.", min=0, max=2**31 - 1, step=1
             ),
             Param(
                 "magnitude",
                 "choice",
-                "abs",
-                "abs: mean |gradient|; squared: mean gradient² (SmoothGrad²); plain: |mean gradient|.",
+                help="abs: mean |gradient|; squared: mean gradient² (SmoothGrad²); plain: |mean gradient|.",
                 choices=MAGNITUDES,
             ),
         ),

@@ -1,4 +1,5 @@
-"""Every registered method, on every kind of model: shape, dtype, finite, deterministic.
+"""Every registered method, on every kind of model (RGB, grayscale, binary sigmoid, nested, logits):
+shape, dtype, finite, deterministic, not blank, depends on the picture, honours the target.
 
 The method list is read from ``METHODS`` when the tests are collected, so a newly
 registered method is covered without touching this file. Count-like parameters
@@ -31,13 +32,23 @@ def _models(tiny):
     return {
         "sequential_rgb": (tiny.conv_sequential(), (17, 23, 3)),
         "functional_rgb": (tiny.conv_softmax(), (17, 23, 3)),
+        "linear_rgb": (tiny.conv_sequential(activation=None), (16, 16, 3)),  # logits straight out
         "nested_rgb": (nested, (19, 9, 3)),
         "functional_gray": (tiny.conv_softmax(input_shape=(12, 12, 1)), (17, 23)),
         "binary_sigmoid": (tiny.conv_softmax(classes=1, activation="sigmoid"), (15, 15, 3)),
+        "binary_gray": (tiny.conv_sequential(input_shape=(12, 12, 1), classes=1, activation="sigmoid"), (15, 15, 1)),
     }
 
 
-MODEL_KINDS = ("sequential_rgb", "functional_rgb", "nested_rgb", "functional_gray", "binary_sigmoid")
+MODEL_KINDS = (
+    "sequential_rgb",
+    "functional_rgb",
+    "linear_rgb",
+    "nested_rgb",
+    "functional_gray",
+    "binary_sigmoid",
+    "binary_gray",
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,20 +58,44 @@ def handles(tiny, handle_of):
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 @pytest.mark.parametrize("name", list(METHODS))
-def test_method_gives_a_finite_deterministic_map_at_the_pictures_size(handles, name, kind):
+def test_method_on_every_kind_of_model(handles, name, kind):
+    """RGB, grayscale and binary-sigmoid models, plain, nested and logit-output: one contract for every method.
+
+    A finite float32 map at the picture's own size, the same on a second call, not blank for
+    the predicted class and changing with the picture; non-negative unless the method is
+    signed; an explicit target (both classes of a binary model) is honoured and scored.
+    """
     m, shape = handles[kind]
     picture = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    other = np.random.default_rng(2).integers(0, 256, shape, dtype=np.uint8)
     method = METHODS[name]
     params = quick_params(method)
-    first = explain(m, picture, name, **params)
+    logits = m.logits(picture)[0]
+
+    first = explain(m, picture, name, **params)  # target None: the top-1 class
     second = explain(m, picture, name, **params)
+    assert first.method == name and first.target == int(np.argmax(logits))
     assert first.heatmap.shape == shape[:2]
     assert first.heatmap.dtype == np.float32
     assert np.isfinite(first.heatmap).all()
     np.testing.assert_array_equal(first.heatmap, second.heatmap)
-    assert first.method == name and 0 <= first.target < m.num_classes
+    assert np.abs(first.heatmap).max() > 0, f"{name} on {kind}: a blank map for the predicted class"
     if not method.signed:
         assert first.heatmap.min() >= 0.0
+    elsewhere = explain(m, other, name, target=first.target, **params)
+    assert not np.array_equal(first.heatmap, elsewhere.heatmap), f"{name} on {kind}: the map ignores the picture"
+    if "gradients" in first.extras:
+        assert first.extras["gradients"].shape == m.input_shape
+    if method.uses_layer:
+        assert first.layer == m.last_conv_layer
+
+    for t in (0, 1):  # every model here has at least two classes (a sigmoid unit is shown as two)
+        e = explain(m, picture, name, target=t, **params)
+        assert e.target == t and e.target_name == m.class_names[t]
+        assert e.score == pytest.approx(float(logits[t]), rel=1e-4, abs=1e-5)
+        assert e.heatmap.shape == shape[:2] and np.isfinite(e.heatmap).all()
+        if not method.signed:
+            assert e.heatmap.min() >= 0.0
 
 
 def test_every_method_is_described_for_the_ui():

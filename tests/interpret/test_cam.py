@@ -155,13 +155,3 @@ def test_other_models_get_a_clear_message(layers):
         explain(m, picture, method="cam")
     assert isinstance(info.value, ValueError)
     explain(m, picture, method="gradcam")  # the suggested alternative works
-
-
-@pytest.mark.parametrize("channels,head", [(3, "softmax"), (1, "softmax"), (3, "sigmoid"), (1, "sigmoid")])
-def test_grayscale_rgb_and_binary_models(channels, head):
-    m = handle(gap_model(channels, head))
-    picture = (np.random.default_rng(5).random((15, 13, channels)) * 255).astype(np.uint8)
-    e = explain(m, picture, method="cam")
-    assert e.heatmap.shape == (15, 13)
-    assert np.isfinite(e.heatmap).all() and np.abs(e.heatmap).max() > 0
-    assert e.extras["layer"] == "features"

@@ -12,8 +12,11 @@ from PIL import Image
 
 from interpret import METHODS, explain
 from interpret.compare import CompareGrid, Panel, compare, grid_png, grid_zip, panel_scales
+from interpret.explanation import MethodResult
+from interpret.progress import Cancelled, Progress
+from interpret.registry import Method, Param, SharedPass
 
-SHARED = ["gradcam", "guided_backprop", "guided_gradcam", "saliency", "occlusion"]
+SHARED = [name for name, method in METHODS.items() if method.shared_pass is not None]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,95 @@ def test_each_panel_equals_explain(nested, rng):
         np.testing.assert_allclose(p.heatmap, e.heatmap, rtol=1e-4, atol=1e-6 * (np.abs(e.heatmap).max() + 1e-12))
         assert p.score == pytest.approx(e.score, rel=1e-5)
     assert grid.panel("gradcam", 2).shared.startswith("one batched pass")
-    assert grid.panel("occlusion", 0).shared.startswith("one set of occluded passes")
+    assert grid.panel("occlusion", 0).shared.startswith("one set of ")
+
+
+def test_the_gradient_family_and_occlusion_each_make_one_run_for_all_classes(nested, rng, monkeypatch):
+    import interpret.guided_gradcam as gg
+    import interpret.occlusion as occ
+
+    calls = {"family": [], "occlusion": 0}
+    family, occluded = gg.guided_and_layer_gradients, occ.occluded_logits
+
+    def family_spy(m, x, layer, targets):
+        calls["family"].append(len(x))
+        return family(m, x, layer, targets)
+
+    def occluded_spy(*args, **kwargs):
+        calls["occlusion"] += 1
+        return occluded(*args, **kwargs)
+
+    monkeypatch.setattr(gg, "guided_and_layer_gradients", family_spy)
+    monkeypatch.setattr(occ, "occluded_logits", occluded_spy)
+    image = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    methods = ["guided_backprop", "gradcam", "guided_gradcam", "occlusion"]  # the lecture's figure
+    grid = compare(nested, image, methods, targets=[0, 1, 3], params={"occlusion": {"patch": 4}})
+    assert calls == {"family": [3], "occlusion": 1}  # one batched call, one row per class; one set of copies
+    assert len(grid.panels) == 12
+    assert grid.panel("guided_gradcam", 3).shared == "one batched pass for 3 classes"
+    assert grid.panel("occlusion", 1).shared == "one set of 10 forward passes for 3 classes"  # 3x3 patches + 1
+
+
+def test_compare_reads_the_registry_not_method_names(nested, rng, monkeypatch):
+    """A method registered elsewhere with a shared pass gets one run for all classes; one without, explain per class."""
+    runs, calls = [], []
+
+    def shared_run(m, x, targets, layer, params, progress):
+        runs.append((list(targets), layer, dict(params)))
+        progress(0.5, "half way")
+        return np.stack([np.full((3, 3), t + params["level"], np.float32) for t in targets])
+
+    def fn(m, x, target, level: float = 1.0, **_):
+        calls.append(target)
+        return MethodResult(np.full((3, 3), target + level, np.float32))
+
+    shared = Method(
+        "shared_demo",
+        "Shared demo",
+        fn,
+        "Nobody 2024",
+        "perturbation",
+        params=(Param("level", "float", min=0.0, max=9.0),),
+        passes=lambda params, shape: 4,
+        shared_pass=SharedPass("demo", shared_run, lambda out, i: out[i], needs_layer=True),
+    )
+    plain = Method("plain_demo", "Plain demo", fn, "Nobody 2024", "gradient", params=(Param("level", "float"),))
+    monkeypatch.setitem(METHODS, "shared_demo", shared)
+    monkeypatch.setitem(METHODS, "plain_demo", plain)
+    seen = []
+    image = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    grid = compare(
+        nested,
+        image,
+        ["shared_demo", "plain_demo"],
+        targets=[1, 2],
+        params={"shared_demo": {"level": 2.0}},
+        progress=lambda f, msg: seen.append((f, msg)),
+    )
+    assert runs == [([1, 2], nested.last_conv_layer, {"level": 2.0})]
+    assert calls == [1, 2]
+    np.testing.assert_allclose(grid.panel("shared_demo", 2).heatmap, 4.0)
+    np.testing.assert_allclose(grid.panel("plain_demo", 1).heatmap, 2.0)
+    assert grid.panel("shared_demo", 1).shared == "one set of 4 forward passes for 2 classes"
+    assert grid.panel("shared_demo", 1).layer == nested.last_conv_layer and grid.panel("plain_demo", 1).layer is None
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # progress is weighted by passes: the shared run (4 passes) is 4/6 of the work, the plain method's two classes 2/6
+    assert (pytest.approx(0.5 * 4 / 6), "half way (Shared demo, 2 classes)") in seen
+
+
+def test_compare_stops_when_cancelled(nested, rng):
+    import threading
+
+    cancel = threading.Event()
+
+    def report(fraction, message):
+        if fraction > 0:
+            cancel.set()
+
+    image = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    with pytest.raises(Cancelled):
+        compare(nested, image, ["saliency", "occlusion"], targets=[0, 1], progress=Progress(report, cancel))
 
 
 def test_default_targets_are_the_top_two(nested, rng):

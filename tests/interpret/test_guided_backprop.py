@@ -271,15 +271,11 @@ def test_compiled_once_per_handle():
     assert fn.experimental_get_tracing_count() == 1
 
 
-@pytest.mark.parametrize("channels,head", [(3, "softmax"), (1, "softmax"), (3, "sigmoid"), (1, "sigmoid")])
-def test_grayscale_rgb_and_binary_models(channels, head):
-    m = handle(conv_stack(channels, head))
-    picture = (np.random.default_rng(8).random((20, 16, channels)) * 255).astype(np.uint8)
-    e = explain(m, picture, method="guided_backprop")
-    assert e.heatmap.shape == (20, 16)
-    assert np.isfinite(e.heatmap).all() and e.heatmap.max() > 0
-    assert e.extras["gradients"].shape == (12, 12, channels)
-    if head == "sigmoid":  # two logits -z/2, z/2: the guided gradients of the two classes differ, not just in sign
-        x = m.prepare(picture)
-        g0, g1 = guided_gradients(m, x, 0)[0], guided_gradients(m, x, 1)[0]
-        assert not np.allclose(g0, -g1)
+@pytest.mark.parametrize("channels", [3, 1])
+def test_binary_sigmoid_classes_differ_not_only_in_sign(channels):
+    """Logits -z/2, z/2: plain gradients of the two classes are opposite; the ReLU guidance breaks that symmetry."""
+    m = handle(conv_stack(channels, "sigmoid"))
+    x = m.prepare((np.random.default_rng(8).random((20, 16, channels)) * 255).astype(np.uint8))
+    g0, g1 = guided_gradients(m, x, 0)[0], guided_gradients(m, x, 1)[0]
+    assert np.abs(g0).max() > 0 and np.abs(g1).max() > 0
+    assert not np.allclose(g0, -g1)

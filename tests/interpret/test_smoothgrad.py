@@ -152,12 +152,3 @@ def test_caps_and_one_compiled_function():
     for n in (3, 40, 7):  # several batch lengths, one trace (the batch axis is dynamic)
         explain(m, picture, method="smoothgrad", samples=n)
     assert m.cached(("smoothgrad_sums",), lambda: None).experimental_get_tracing_count() == 1
-
-
-@pytest.mark.parametrize("channels,head", [(3, None), (1, "softmax"), (3, "sigmoid"), (1, "sigmoid")])
-def test_grayscale_rgb_and_binary_models(channels, head):
-    m = handle(conv_model(channels, head))
-    picture = (np.random.default_rng(6).random((20, 18, channels)) * 255).astype(np.uint8)
-    e = explain(m, picture, method="smoothgrad", samples=4)
-    assert e.heatmap.shape == (20, 18)
-    assert np.isfinite(e.heatmap).all() and e.heatmap.max() > 0 and e.heatmap.min() >= 0
