@@ -10,7 +10,6 @@ that unit's receptive field in the picture as the model saw it (resized to the m
 
 from __future__ import annotations
 
-import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -21,6 +20,7 @@ from interpret.activations import layer_activations
 from interpret.images import read_image
 from interpret.progress import Progress
 from interpret.receptive_field import field_box, layer_receptive_field
+from models.datasets import open_zip, read_zip_entry, zip_pictures
 from models.handle import ModelHandle
 from models.preprocessing import match_channels, resize_batch, to_pixels
 
@@ -29,7 +29,7 @@ MAX_ZIP_ENTRIES = 500
 MAX_ENTRY_BYTES = 20_000_000
 MAX_UNCOMPRESSED_BYTES = 200_000_000
 MAX_RATIO = 100
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+ZIP_PICTURE_SIDE = 1024  # pictures from a zip are read scaled down to cover this (patches are far smaller)
 PAD_VALUE = 128
 
 
@@ -104,49 +104,27 @@ def images_from_zip(
     max_entries: int = MAX_ZIP_ENTRIES,
     max_entry_bytes: int = MAX_ENTRY_BYTES,
     max_total_bytes: int = MAX_UNCOMPRESSED_BYTES,
+    needed: tuple[int, int] | None = (ZIP_PICTURE_SIDE, ZIP_PICTURE_SIDE),
 ) -> tuple[list[np.ndarray], list[str], list[str]]:
     """Pictures from a zip: (images, their names, messages about the entries that were skipped).
 
-    Only entries named like pictures are read, each through ``read_image``; directories and
-    hidden files are ignored. Raises ``ValueError`` when the archive itself is unusable or holds
-    no readable picture.
+    The archive checks are those of ``models.datasets`` (picture suffixes only, no traversal,
+    absolute paths, links or encrypted entries, size and ratio caps); each picture goes
+    through ``read_image``, scaled down as it is decoded to cover ``needed`` (the patches are
+    cut from the model's input, far smaller), so 30 pictures of 40 MP never sit in memory at
+    full size. Directories and hidden files are ignored. Raises ``ValueError`` when the
+    archive itself is unusable or holds no readable picture.
     """
-    if len(data) > MAX_ZIP_BYTES:
-        raise ValueError(f"The zip is {len(data) / 1e6:.0f} MB; the limit is {MAX_ZIP_BYTES / 1e6:.0f} MB.")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise ValueError("This is not a zip file. Upload a .zip that holds PNG or JPEG pictures.") from None
-    infos = [i for i in archive.infolist() if not i.is_dir()]
-    if len(infos) > max_entries:
-        raise ValueError(f"The zip holds {len(infos)} files; the limit is {max_entries}.")
-    total = sum(i.file_size for i in infos)
-    if total > max_total_bytes:
-        raise ValueError(f"The zip unpacks to {total / 1e6:.0f} MB; the limit is {max_total_bytes / 1e6:.0f} MB.")
-    images, names, problems = [], [], []
-    for info in infos:
-        name = info.filename
-        base = PurePosixPath(name).name
-        if base.startswith(".") or "__MACOSX" in name:
-            continue
-        if not base.lower().endswith(IMAGE_SUFFIXES):
-            problems.append(f"{name}: skipped, not a picture (expected {', '.join(IMAGE_SUFFIXES)}).")
-            continue
-        if info.file_size > max_entry_bytes:
-            problems.append(
-                f"{name}: skipped, {info.file_size / 1e6:.0f} MB is over the {max_entry_bytes / 1e6:.0f} MB limit."
-            )
-            continue
-        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO:
-            problems.append(f"{name}: skipped, it is compressed suspiciously well (a zip bomb?).")
-            continue
-        try:
-            with archive.open(info) as fh:
-                raw = fh.read(max_entry_bytes + 1)
-            images.append(read_image(raw))
-            names.append(base)
-        except (ValueError, zipfile.BadZipFile, RuntimeError, OSError) as exc:
-            problems.append(f"{name}: skipped, {exc}")
+    with open_zip(data, MAX_ZIP_BYTES) as archive:
+        infos, problems = zip_pictures(archive, max_entries, max_entry_bytes, max_total_bytes, MAX_RATIO)
+        images, names = [], []
+        for info in infos:
+            try:
+                raw = read_zip_entry(archive, info, max_entry_bytes)
+                images.append(read_image(raw, needed=needed, label="it"))
+                names.append(PurePosixPath(info.filename).name)
+            except (ValueError, zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
+                problems.append(f"{info.filename}: skipped, {exc}")
     if not images:
         detail = " " + " ".join(problems[:3]) if problems else ""
         raise ValueError("The zip holds no readable picture." + detail)
