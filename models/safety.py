@@ -525,6 +525,9 @@ def _declared_weight_bytes(h5: Any, label: str, cap: int, stored: int, limits: L
             if isinstance(item, h5py.Group):
                 pending.append(item)
             elif isinstance(item, h5py.Dataset):
+                if item.is_virtual or item.external:
+                    where = "in other files (a virtual dataset)" if item.is_virtual else "in an external file"
+                    raise UnsafeModelError(f"{label}: refused, weight {_short(item.name)} keeps its data {where}.")
                 if item.dtype.kind not in "biufV" or item.dtype.itemsize > 16:
                     raise UnsafeModelError(
                         f"{label}: refused, weight {_short(item.name)} has the non-numeric type {item.dtype}."
@@ -540,6 +543,9 @@ def _declared_weight_bytes(h5: Any, label: str, cap: int, stored: int, limits: L
                         f"while the file stores {stored / MB:.1f} MB (CNN_LENS_MAX_WEIGHTS_MB)."
                     )
     return total
+
+
+declared_weight_bytes = _declared_weight_bytes  # also checks Keras 2 .h5 files (models.legacy_h5)
 
 
 def check_file(path: str | Path, limits: Limits | None = None, weights: bool = True) -> dict[str, Any]:

@@ -29,6 +29,10 @@ def load_keras_file(
         raise UnsafeModelError(f"{path.name} is a folder (a SavedModel?). Only `.keras` files are accepted.")
     if not path.exists():
         raise ModelLoadError(f"No such model file: {path}")
+    if path.suffix.lower() in (".h5", ".hdf5"):  # Keras 2: its own checks (models.legacy_h5), then Keras 3
+        from models.legacy_h5 import load_h5_file
+
+        return load_h5_file(path, class_names, preprocessing, name)
     check_file(path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -31,7 +31,6 @@ CODE_CASES = [
     "absolute entry",
     "symlink entry",
     "huge weight shape",
-    "legacy .h5",
     "npz weights",
 ]
 
