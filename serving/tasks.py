@@ -17,6 +17,7 @@ from interpret.activations import feature_maps
 from interpret.compare import compare, default_targets
 from interpret.feature_visualization import maximize_activation, target_units
 from interpret.filters import filter_bank, filter_layers
+from interpret.metrics import evaluate_picture, sanity_check
 from interpret.model_summary import model_summary
 from interpret.receptive_field import layer_receptive_field, receptive_field_table
 from interpret.top_patches import top_patches
@@ -43,6 +44,7 @@ for _fn in (
     explain,
     compare,
     default_targets,
+    evaluate_picture,
     feature_maps,
     filter_bank,
     filter_layers,
@@ -50,6 +52,7 @@ for _fn in (
     maximize_activation,
     model_summary,
     receptive_field_table,
+    sanity_check,
     target_units,
     top_patches,
 ):

@@ -29,7 +29,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_holds_every_package_the_app_and_the_bundled_model(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for package in ("app", "app/views", "cli", "interpret", "models", "serving"):
+    for package in ("app", "app/views", "cli", "interpret", "interpret/metrics", "models", "serving"):
         assert f"{package}/__init__.py" in names or package == "app/views", package
     for needed in (
         "app/main.py",
