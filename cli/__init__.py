@@ -2,6 +2,7 @@
 
     cnn-lens app [streamlit options]      start the web app on the bundled default model
     cnn-lens explain --image boot.png ... write one explanation overlay (same as ``python -m interpret``)
+    cnn-lens evaluate --dataset ...       faithfulness metrics over many pictures -> CSV + JSON
     cnn-lens train --data fashion-mnist   train a CNN (conv blocks or transfer) and save it as .keras
 
 Each subcommand is a module of this package with ``NAME``, ``HELP`` and ``main(argv) -> int``;
