@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUBCOMMANDS = ("app", "explain", "train")
+SUBCOMMANDS = ("app", "explain", "evaluate", "train")
 
 
 def usage() -> str:
