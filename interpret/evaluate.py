@@ -2,7 +2,7 @@
 
     python -m interpret.evaluate --model fashion-mnist-cnn --dataset fashion-mnist-test --limit 1000 \
         --methods gradcam,saliency,random,edge --out results/fashion
-    python -m interpret.evaluate --model my_model.keras --class-names classes.txt --images photos/ \
+    python -m interpret.evaluate --model my_model.keras --class-names classes.txt --dataset photos.zip --labels \
         --metrics deletion,insertion,sanity --out results/mine
 
 Writes ``OUT.csv`` (one row per picture and method) and ``OUT.json`` (per-method means with
@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-DATASETS = ("fashion-mnist-test", "fashion-mnist-train")
 PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -39,15 +38,23 @@ def method_params(pairs: list[str]) -> dict[str, dict[str, object]]:
     return out
 
 
-def pictures(args: argparse.Namespace):
-    """(pictures, labels or None, where they came from)."""
+def pictures(args: argparse.Namespace, input_shape: tuple[int, int, int]):
+    """(pictures, labels or None, where they came from); pictures that do not decode are reported and skipped."""
     if args.dataset:
-        from models.fashion_mnist_data import load_fashion_mnist
+        import numpy as np
 
-        train, test = load_fashion_mnist()
-        images, labels = test if args.dataset == "fashion-mnist-test" else train
-        stop = len(images) if args.limit is None else args.offset + args.limit
-        return list(images[args.offset : stop]), labels[args.offset : stop], args.dataset
+        from models.datasets import load_dataset
+
+        ds = load_dataset(args.dataset)
+        stop = len(ds) if args.limit is None else min(len(ds), args.offset + args.limit)
+        images, kept = [], []
+        # each picture read and scaled to the model's input as it is decoded (the metrics then work at that size)
+        for indices, pixels in ds.batches(256, input_shape, np.arange(args.offset, stop)):
+            images += list(pixels)
+            kept += [int(i) for i in indices]
+        for problem in ds.problems:
+            print(f"skipped: {problem}", file=sys.stderr)
+        return images, (ds.labels[kept] if ds.labeled else None), ds.name
     from interpret.images import read_image
 
     paths: list[Path] = []
@@ -107,7 +114,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m interpret.evaluat
     )
     parser.add_argument("--model", default="fashion-mnist-cnn", help="bundled/zoo name or path to a .keras file")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", choices=DATASETS, help="Fashion-MNIST (Debian's dataset-fashion-mnist)")
+    source.add_argument(
+        "--dataset", help="fashion-mnist-test, fashion-mnist-train, or a folder / .zip with one sub-folder per class"
+    )
     source.add_argument("--images", nargs="+", help="picture files or folders")
     parser.add_argument("--limit", type=int, default=None, help="only the first N pictures (after --offset)")
     parser.add_argument("--offset", type=int, default=0)
@@ -142,7 +151,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m interpret.evaluat
     try:
         names = parse_class_names(Path(args.class_names).read_bytes()) if args.class_names else None
         m = load(args.model, class_names=names, weights=None if args.weights.lower() == "none" else args.weights)
-        images, labels, where = pictures(args)
+        images, labels, where = pictures(args, m.input_shape)
         started = time.perf_counter()
         result = evaluate(
             m,

@@ -108,3 +108,19 @@ def test_command_writes_csv_and_json(tmp_path):
     assert out.with_suffix(".csv").exists()
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["pictures"] == 2 and report["methods"] == ["gradcam", "random", "edge"]
+
+
+def test_command_on_the_bundled_dataset_in_process(tmp_path, capsys):
+    from interpret.evaluate import main
+    from models.fashion_mnist_data import DEBIAN_DIR, load_fashion_mnist
+
+    if not DEBIAN_DIR.exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    out = tmp_path / "fm"
+    argv = ["--dataset", "fashion-mnist-test", "--limit", "3", "--offset", "2", "--methods", "gradcam,random"]
+    assert main([*argv, "--steps", "4", "--samples", "8", "--out", str(out), "--quiet"]) == 0
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    labels = load_fashion_mnist()[1][1][2:5]
+    assert [int(r["label"]) for r in rows[::2]] == [int(v) for v in labels]  # recorded; the targets are top-1
+    assert json.loads(out.with_suffix(".json").read_text())["settings"]["targets"] == "top-1"
+    assert "gradcam" in capsys.readouterr().out
