@@ -168,7 +168,7 @@ MB = 1_000_000
 class Limits:
     """Caps on an uploaded model; defaults suit a class server, environment variables override them."""
 
-    max_file_bytes: int = 500 * MB
+    max_file_bytes: int = 600 * 1024 * 1024  # = server.maxUploadSize 600 (Streamlit counts MiB), 629 MB
     max_uncompressed_bytes: int = 2_000 * MB
     max_compression_ratio: float = 100.0
     max_config_bytes: int = 5 * MB

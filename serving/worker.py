@@ -9,11 +9,21 @@ on the wire. A worker that uses more memory than ``CNN_LENS_WORKER_MAX_RSS_MB``,
 longer than ``CNN_LENS_WORKER_TIMEOUT_S`` for one call, is killed and the caller gets a
 ``WorkerKilled`` error whose message says why. ``serving.pool`` decides which worker
 serves which upload.
+
+A worker is either idle (waiting on stdin) or running exactly one call, and the server
+never leaves it in between: every request ends with its answer read, or with the call
+cancelled and its end read (a superseded job, or any exception raised in the progress
+callback, Streamlit's rerun included), or with the process killed. Writes to the worker
+are non-blocking and bounded by the same deadline as reads, so a worker that stops reading
+(hung, stopped with SIGSTOP) cannot block a server thread. A worker found dead before it
+read a request raises ``WorkerGone``: the request never ran, and the pool sends it again
+to a fresh worker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import shutil
@@ -22,6 +32,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -44,14 +55,21 @@ class WorkerError(ValueError):
 
 
 class WorkerKilled(WorkerError):
-    """The worker ran past its memory or time limit and was stopped."""
+    """The worker ran past its memory or time limit, or died, and was stopped."""
+
+
+class WorkerGone(WorkerKilled):
+    """The worker had stopped before it read the request: nothing ran, so it is safe to send again."""
+
+
+CANCEL_WAIT_S = 10.0  # how long a cancelled call may take to reach its next progress report
 
 
 @dataclass(frozen=True)
 class WorkerLimits:
     """Per-worker caps; ``from_env`` reads the ``CNN_LENS_WORKER_*`` variables."""
 
-    max_rss_bytes: int = 2_500 * MB
+    max_rss_bytes: int = 4_000 * MB  # loading VGG16 (a 554 MB .keras) peaks near 3,000 MB
     call_timeout_s: float = 300.0
     load_timeout_s: float = 180.0
     max_calls: int = 500
@@ -218,6 +236,15 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
+def _state(pid: int) -> str:
+    """The process state letter from /proc (R, S, D, T for stopped, Z for zombie...), or '' if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
 ERRORS: dict[str, type[ValueError]] = {"ModelLoadError": ModelLoadError, "UnsafeModelError": UnsafeModelError}
 
 
@@ -235,7 +262,7 @@ def _raise_remote(reply: dict[str, Any], what: str) -> None:
 
 
 class Worker:
-    """One worker process and the pipe to it; one call at a time."""
+    """One worker process and the pipes to it; one request at a time (the pool hands it to one caller)."""
 
     def __init__(self, limits: WorkerLimits | None = None) -> None:
         self.limits = limits or WorkerLimits.from_env()
@@ -251,12 +278,13 @@ class Worker:
             env=env,
             start_new_session=True,
         )
+        os.set_blocking(self.process.stdin.fileno(), False)  # writes are bounded by a deadline too
         self.calls = 0
         self.loads = 0
         self.model_key: str | None = None
         self.peak_rss = 0
         self.last_used = time.monotonic()
-        self.lock = threading.Lock()  # held by the pool for a whole load + call
+        self.busy = False  # set and cleared by the pool, under its lock
 
     @property
     def pid(self) -> int:
@@ -276,101 +304,153 @@ class Worker:
                 stream.close()
         shutil.rmtree(self.cwd, ignore_errors=True)
 
+    def limits_for(self, what: str) -> float:
+        return self.limits.load_timeout_s if what.startswith("Loading") else self.limits.call_timeout_s
+
+    def _unread_request_bytes(self) -> int:
+        """Bytes of the request frame still in the pipe (the worker never read them); 0 if unknown."""
+        try:
+            buf = fcntl.ioctl(self.process.stdin.fileno(), termios.FIONREAD, b"\0\0\0\0")
+            return struct.unpack("i", buf)[0]
+        except (OSError, ValueError):
+            return 0
+
+    def _check_limits(self, deadline: float, what: str) -> float:
+        """Kill the worker if it is over its memory or time limit; else the seconds left."""
+        rss = _rss_bytes(self.pid)
+        self.peak_rss = max(self.peak_rss, rss)
+        if rss > self.limits.max_rss_bytes:
+            self.kill()
+            raise WorkerKilled(
+                f"{what} was stopped: the uploaded model used {rss / MB:.0f} MB of memory, more than the "
+                f"{self.limits.max_rss_bytes / MB:.0f} MB allowed (CNN_LENS_WORKER_MAX_RSS_MB). "
+                "Try a smaller model or fewer samples."
+            )
+        left = deadline - time.monotonic()
+        if left <= 0:
+            paused = _state(self.pid) in ("T", "t")
+            self.kill()
+            why = (
+                "its worker process was paused (stopped by a signal) and did not answer"
+                if paused
+                else "the uploaded model took too long"
+            )
+            raise WorkerKilled(
+                f"{what} was stopped after {self.limits_for(what):.0f} s: {why} (CNN_LENS_WORKER_TIMEOUT_S). "
+                "The next request starts a fresh worker; try fewer samples or a smaller model."
+            )
+        return left
+
+    def _died(self, what: str) -> WorkerKilled:
+        """The worker closed its pipe: reap it, and say whether the request in flight ever reached it."""
+        unread = self._unread_request_bytes()
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.kill()
+        if code is None:
+            return WorkerKilled(f"{what} failed: the model's worker process closed its pipe and was stopped.")
+        why = f"signal {-code}; it may have run out of memory" if code < 0 else f"exit code {code}"
+        if unread > 0:
+            return WorkerGone(f"{what} failed: the model's worker process had stopped ({why}).")
+        return WorkerKilled(f"{what} failed: the model's worker process stopped ({why}).")
+
+    def _send(self, data: bytes, deadline: float, what: str) -> None:
+        fd = self.process.stdin.fileno()
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:  # BrokenPipeError: the worker is gone, and cannot have run a partial request
+                self.kill()
+                raise WorkerGone(f"{what} failed: the model's worker process had stopped.") from None
+            left = self._check_limits(deadline, what)
+            select.select([], [fd], [], min(left, 0.1))
+
     def _read_exact(self, n: int, deadline: float, what: str) -> bytes:
         fd = self.process.stdout.fileno()
         chunks, left = [], n
         while left:
-            rss = _rss_bytes(self.pid)
-            self.peak_rss = max(self.peak_rss, rss)
-            if rss > self.limits.max_rss_bytes:
-                self.kill()
-                raise WorkerKilled(
-                    f"{what} was stopped: the uploaded model used {rss / MB:.0f} MB of memory, more than the "
-                    f"{self.limits.max_rss_bytes / MB:.0f} MB allowed (CNN_LENS_WORKER_MAX_RSS_MB). "
-                    "Try a smaller model or fewer samples."
-                )
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                self.kill()
-                raise WorkerKilled(
-                    f"{what} was stopped after {self.limits_for(what):.0f} s: the uploaded model took too long "
-                    "(CNN_LENS_WORKER_TIMEOUT_S). Try fewer samples or a smaller model."
-                )
+            timeout = self._check_limits(deadline, what)
             ready, _, _ = select.select([fd], [], [], min(timeout, 0.1))
             if not ready:
                 continue
             chunk = os.read(fd, min(left, 1 << 20))
             if not chunk:
-                code = self.process.wait(timeout=10)
-                self.kill()
-                why = f"signal {-code}; it may have run out of memory" if code < 0 else f"exit code {code}"
-                raise WorkerKilled(f"{what} failed: the model's worker process stopped ({why}).")
+                raise self._died(what)
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
 
-    def limits_for(self, what: str) -> float:
-        return self.limits.load_timeout_s if what.startswith("Loading") else self.limits.call_timeout_s
+    def _read_reply(self, deadline: float, what: str) -> dict[str, Any]:
+        (length,) = HEADER.unpack(self._read_exact(HEADER.size, deadline, what))
+        if length > self.limits.max_message_bytes:
+            self.kill()
+            raise WorkerError(f"{what} failed: the worker's answer is {length / MB:.0f} MB, too large.")
+        reply = wire.decode(self._read_exact(length, deadline, what))
+        if not isinstance(reply, dict):
+            self.kill()
+            raise WorkerError(f"{what} failed: the worker sent a malformed answer.")
+        return reply
 
-    def _cancel(self, deadline: float, what: str) -> None:
-        """Ask the busy worker to stop at its next progress report, and wait for it (or kill it)."""
+    def _cancel(self, deadline: float, what: str) -> bool:
+        """Ask the busy worker to stop at its next progress report and read up to the call's end.
+
+        True when the worker is free again; False when it was killed instead.
+        """
         try:
             os.kill(self.pid, signal.SIGUSR1)
-            deadline = min(deadline, time.monotonic() + 30.0)
-            while True:
-                (length,) = HEADER.unpack(self._read_exact(HEADER.size, deadline, what))
-                if length > self.limits.max_message_bytes:
-                    raise WorkerError("answer too large")
-                reply = wire.decode(self._read_exact(length, deadline, what))
-                if not (isinstance(reply, dict) and reply.get("type") == "progress"):
-                    return  # the call's end (its result or its Cancelled error): the worker is free again
-        except (OSError, ValueError):
+            deadline = min(deadline, time.monotonic() + CANCEL_WAIT_S)
+            while self._read_reply(deadline, what).get("type") == "progress":
+                pass
+            return True  # the call's end (its result or its Cancelled error)
+        except BaseException:
             self.kill()
+            return False
 
     def request(self, message: dict[str, Any], what: str, progress: Callable[[float, str], None] | None = None) -> Any:
         """Send one request; relay progress frames; return the result or raise the worker's error.
 
-        The caller holds ``self.lock``: one request at a time.
+        The pool hands the worker to one caller at a time. Whatever happens here, the worker
+        is left idle (its answer read) or killed, never in the middle of a call.
         """
         if not self.alive():
-            raise WorkerKilled(f"{what} failed: the model's worker process is not running.")
+            self.kill()
+            raise WorkerGone(f"{what} failed: the model's worker process had stopped.")
         self.calls += 1
         self.last_used = time.monotonic()
         deadline = self.last_used + self.limits_for(what)
+        data = wire.encode(message)
+        frame = HEADER.pack(len(data)) + data
+        finished = False
         try:
-            _write_frame(self.process.stdin.fileno(), message)
-        except (BrokenPipeError, OSError) as exc:
-            self.kill()
-            raise WorkerKilled(f"{what} failed: the model's worker process stopped.") from exc
-        while True:
-            (length,) = HEADER.unpack(self._read_exact(HEADER.size, deadline, what))
-            if length > self.limits.max_message_bytes:
-                self.kill()
-                raise WorkerError(f"{what} failed: the worker's answer is {length / MB:.0f} MB, too large.")
-            try:
-                reply = wire.decode(self._read_exact(length, deadline, what))
-            except wire.WireError:
-                self.kill()
-                raise
-            if not isinstance(reply, dict):
-                self.kill()
+            self._send(frame, deadline, what)
+            while True:
+                reply = self._read_reply(deadline, what)
+                kind = reply.get("type")
+                if kind == "progress":
+                    if progress is not None:
+                        try:
+                            progress(float(reply.get("fraction", 0.0)), str(reply.get("message", "")))
+                        except BaseException:  # Cancelled, Streamlit's rerun, anything: stop the call first
+                            finished = self._cancel(deadline, what)
+                            raise
+                    continue
+                finished = True
+                self.last_used = time.monotonic()
+                if kind == "result":
+                    return reply.get("value")
+                if kind == "error":
+                    _raise_remote(reply, what)
+                finished = False
                 raise WorkerError(f"{what} failed: the worker sent a malformed answer.")
-            kind = reply.get("type")
-            if kind == "progress":
-                if progress is not None:
-                    try:
-                        progress(float(reply.get("fraction", 0.0)), str(reply.get("message", "")))
-                    except Exception:
-                        self._cancel(deadline, what)
-                        raise
-                continue
-            self.last_used = time.monotonic()
-            if kind == "result":
-                return reply.get("value")
-            if kind == "error":
-                _raise_remote(reply, what)
-            self.kill()
-            raise WorkerError(f"{what} failed: the worker sent a malformed answer.")
+        finally:
+            if not finished:
+                self.kill()
 
 
 if __name__ == "__main__":

@@ -113,8 +113,9 @@ def test_a_worker_refuses_a_task_name_that_is_not_registered(pool: WorkerPool, t
     try:
         with pytest.raises(ValueError, match="not allowed"):
             worker.request({"op": "call", "fn": "getcwd", "kwargs": {}}, "Running getcwd")
+        assert worker.alive()  # a refused task leaves the worker idle and usable
     finally:
-        worker.lock.release()
+        pool._give_back(worker)
 
 
 def test_a_hostile_upload_is_refused_before_any_worker_starts(tmp_path: Path) -> None:
