@@ -3,6 +3,7 @@
     cnn-lens app [streamlit options]      start the web app on the bundled default model
     cnn-lens explain --image boot.png ... write one explanation overlay (same as ``python -m interpret``)
     cnn-lens evaluate --dataset ...       faithfulness metrics over many pictures -> CSV + JSON
+    cnn-lens batch --data ... --out DIR   explanations over a whole dataset (local or Ray) -> Parquet + JSON
     cnn-lens train --data fashion-mnist   train a CNN (conv blocks or transfer) and save it as .keras
 
 Each subcommand is a module of this package with ``NAME``, ``HELP`` and ``main(argv) -> int``;
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUBCOMMANDS = ("app", "explain", "evaluate", "train")
+SUBCOMMANDS = ("app", "explain", "evaluate", "batch", "train")
 
 
 def usage() -> str:

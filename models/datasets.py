@@ -368,6 +368,37 @@ def _subset(ds: Dataset, n: int) -> Dataset:
     return Dataset(ds.name, ds.class_names, ds.labels[:n], ds.ids[:n], ds.kind, list(ds.listing_problems), source)
 
 
+def _normal(name: str) -> str:
+    """Class names as folders can spell them: 'T-shirt/top' and 'T-shirt_top' both read 'tshirttop'."""
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def label_map(dataset_classes: Sequence[str], model_classes: Sequence[str]) -> tuple[np.ndarray, str]:
+    """For each dataset class, the model's index of that class (-1: the model has none), and how they matched.
+
+    - ``"name"``: by name (case, spaces and punctuation ignored), when some dataset classes are model classes;
+    - ``"position"``: class ``i`` is the model's class ``i``, when no name matches and the counts are equal
+      (the sorted folder order in which Keras' ``image_dataset_from_directory`` numbers classes);
+    - ``"none"``: nothing matches (the labels cannot be compared with the predictions).
+    """
+    index: dict[str, int] = {}
+    for i, c in enumerate(model_classes):
+        index.setdefault(_normal(c), i)
+    by_name = np.asarray([index.get(_normal(c), -1) for c in dataset_classes], dtype=np.int64)
+    if len(dataset_classes) and np.any(by_name >= 0):
+        return by_name, "name"
+    if len(dataset_classes) and len(dataset_classes) == len(model_classes):
+        return np.arange(len(dataset_classes), dtype=np.int64), "position"
+    return np.full(len(dataset_classes), -1, dtype=np.int64), "none"
+
+
+def model_labels(ds: Dataset, model_classes: Sequence[str]) -> tuple[np.ndarray, str]:
+    """Every picture's true class as the model's class index (-1 where unknown), and how classes matched."""
+    mapping, how = label_map(ds.class_names, model_classes)
+    labels = np.where(ds.labels >= 0, mapping[np.clip(ds.labels, 0, None)] if len(mapping) else -1, -1)
+    return labels.astype(np.int64), how
+
+
 # ---- building one -------------------------------------------------------------------------------
 def _labelled(relative: list[str]) -> tuple[list[str], list[str], np.ndarray, list[str]]:
     """(kept relative paths, class names, labels, problems) from paths of pictures by the ImageFolder rule."""
@@ -509,7 +540,9 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetLimits",
+    "label_map",
     "load_dataset",
+    "model_labels",
     "open_zip",
     "read_zip_entry",
     "zip_entry_problem",

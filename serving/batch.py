@@ -1,0 +1,554 @@
+"""``cnn-lens batch``: explanations over a whole dataset, written shard by shard, on this machine or on Ray.
+
+    run_batch(BatchJob(model="fashion-mnist-cnn", data="fashion-mnist-test", out=Path("out"),
+                       settings=BatchSettings(methods=["gradcam", "occlusion"], metrics=["deletion"])),
+              engine="local")
+
+Output, in ``out/``:
+
+- ``results.parquet``: one row per picture x method (``interpret.batch.ROW_COLUMNS``: index, id,
+  label, label_name, predicted, predicted_name, probability, correct, method, target, target_name,
+  target_probability, score, heatmap (list<float32> over the model's input, row-major, with
+  ``heatmap_height`` and ``heatmap_width``), then ``deletion_auc`` / ``insertion_auc`` when asked),
+  plus one row per picture that could not be read, with ``error`` set and no method;
+- ``summary.json``: pictures, accuracy (with per-class accuracy and the most confused pairs),
+  per-method means of the metrics (with which way is better), the bad pictures by name, timing;
+- ``shards/``: the pictures in fixed chunks of ``shard_size``, each written atomically when
+  complete, with a hash of its pictures' ids and labels. A rerun with the same model and settings
+  skips every finished shard whose pictures are unchanged (a larger ``--limit`` reuses them too);
+  ``manifest.json`` records the model and settings, and a rerun with others is refused.
+
+Engines: ``local`` runs the batches in this process; ``ray`` (:mod:`serving.batch_ray`, which
+alone imports Ray) runs them on Ray Data actors, each loading the model once. Both call
+:func:`shard_columns`, so they write the same rows.
+
+A model file passes the same checks as an upload (``models.safety.check_file``) before Keras
+reads it, here and again in every Ray actor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interpret.batch import METRIC_COLUMNS, BatchSettings, batch_rows
+from interpret.batching import best_batch_size
+from models import BUNDLED, ModelHandle, load
+from models.datasets import Dataset, load_dataset, model_labels
+from models.images import ImageError
+
+FORMAT = 1  # bump when the rows change meaning: old shards are then recomputed
+STRING_COLUMNS = ("id", "label_name", "predicted_name", "method", "target_name", "error")
+
+
+@dataclass
+class BatchJob:
+    """What to explain, with what, and where the results go."""
+
+    model: str  # a bundled or zoo name, or a .keras path
+    data: str  # a bundled dataset name, a folder or a .zip
+    out: Path
+    settings: BatchSettings
+    limit: int | None = None
+    class_names: list[str] | None = None  # for a .keras file
+    preprocessing: str = "0..1"
+    weights: str | None = "imagenet"  # zoo models
+    shard_size: int = 1024
+    batch_size: int | None = None  # None: the handle's measured best batch size
+    restart: bool = False  # drop earlier shards instead of resuming
+
+
+def is_model_file(spec: str) -> bool:
+    return spec.endswith(".keras") or os.path.sep in spec or os.path.exists(spec)
+
+
+def load_model(job: BatchJob) -> ModelHandle:
+    """The model, through ``models.load`` (a file is checked like an upload before Keras reads it)."""
+    return load(job.model, class_names=job.class_names, weights=job.weights, preprocessing=job.preprocessing)
+
+
+def model_identity(job: BatchJob) -> dict[str, Any]:
+    if is_model_file(job.model):
+        digest = hashlib.sha256(Path(job.model).read_bytes()).hexdigest()
+        return {
+            "file": Path(job.model).name,
+            "sha256": digest,
+            "class_names": job.class_names,
+            "prep": job.preprocessing,
+        }
+    return {"name": job.model, "weights": None if job.model == BUNDLED else job.weights}
+
+
+def manifest_of(job: BatchJob, ds: Dataset) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "model": model_identity(job),
+        "data": {"source": str(job.data), "classes": ds.class_names},
+        "settings": asdict(job.settings),
+        "shard_size": job.shard_size,
+    }
+
+
+def ids_digest(ds: Dataset, start: int, stop: int) -> str:
+    h = hashlib.sha256()
+    for i in range(start, stop):
+        h.update(f"{ds.ids[i]}\0{int(ds.labels[i])}\n".encode())
+    return h.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Shard:
+    start: int
+    stop: int
+    digest: str
+
+    @property
+    def name(self) -> str:
+        return f"shard-{self.start:09d}-{self.stop:09d}.parquet"
+
+
+def plan_shards(ds: Dataset, shard_size: int) -> list[Shard]:
+    n, size = len(ds), max(1, int(shard_size))
+    return [Shard(s, min(s + size, n), ids_digest(ds, s, min(s + size, n))) for s in range(0, n, size)]
+
+
+# ---- the work of one batch, shared by the engines ------------------------------------------------
+@dataclass
+class Labels:
+    """Each picture's true class as the model's class index, and the dataset's name for it."""
+
+    model_index: np.ndarray  # int64 (N,), -1 where unknown
+    names: list[str]
+    matched: str  # how the dataset's classes matched the model's: "name" | "position" | "none"
+
+    @classmethod
+    def of(cls, ds: Dataset, m: ModelHandle) -> Labels:
+        index, how = model_labels(ds, m.class_names) if ds.labeled else (np.full(len(ds), -1, np.int64), "none")
+        return cls(index, [ds.label_name(i) for i in range(len(ds))], how)
+
+
+def error_rows(ds: Dataset, labels: Labels, bad: list[int], messages: dict[int, str], area: int) -> dict[str, Any]:
+    k = len(bad)
+    return {
+        "index": np.asarray(bad, dtype=np.int64),
+        "id": np.asarray([ds.ids[i] for i in bad], dtype=object),
+        "label": labels.model_index[bad] if k else np.zeros(0, np.int64),
+        "label_name": np.asarray([labels.names[i] for i in bad], dtype=object),
+        "error": np.asarray([messages.get(i, "could not be read") for i in bad], dtype=object),
+        "heatmap": np.zeros((k, area), np.float32),
+    }
+
+
+def shard_columns(
+    m: ModelHandle, ds: Dataset, labels: Labels, indices: np.ndarray, settings: BatchSettings
+) -> dict[str, np.ndarray]:
+    """Rows for the pictures ``indices``: one per picture x method, one error row per unreadable picture."""
+    indices = np.asarray(indices, dtype=np.int64)
+    h, w, _ = m.input_shape
+    kept, rows, messages = [], [], {}
+    for i in indices:
+        try:
+            rows.append(ds.model_pixels(int(i), m.input_shape))
+            kept.append(int(i))
+        except ImageError as exc:
+            messages[int(i)] = str(exc)
+    pixels = np.stack(rows) if rows else np.zeros((0, h, w, m.input_shape[2]), np.uint8)
+    parts = []
+    if kept:
+        parts.append(
+            batch_rows(
+                m,
+                pixels,
+                labels.model_index[kept],
+                [ds.ids[i] for i in kept],
+                np.asarray(kept),
+                settings,
+                [labels.names[i] for i in kept],
+            )
+        )
+    kept_set = set(kept)
+    bad = [int(i) for i in indices if int(i) not in kept_set]
+    if bad:
+        parts.append(error_rows(ds, labels, bad, messages, h * w))
+    return normalise(parts, settings, h * w)
+
+
+def empty_columns(settings: BatchSettings, area: int) -> dict[str, np.ndarray]:
+    cols: dict[str, np.ndarray] = {}
+    for name in (*_INT_COLUMNS, *_FLOAT_COLUMNS, *STRING_COLUMNS):
+        cols[name] = np.zeros(0, dtype=object if name in STRING_COLUMNS else _DTYPES.get(name, np.int64))
+    for metric in settings.metrics:
+        cols[METRIC_COLUMNS[metric]] = np.zeros(0, np.float64)
+    cols["heatmap"] = np.zeros((0, area), np.float32)
+    return cols
+
+
+_INT_COLUMNS = ("index", "label", "predicted", "target", "correct")
+_FLOAT_COLUMNS = ("probability", "target_probability", "score")
+_DTYPES = {"correct": np.int8, "probability": np.float32, "target_probability": np.float32, "score": np.float32}
+_FILL = {"predicted": -1, "target": -1, "correct": -1}
+
+
+def normalise(parts: list[dict[str, Any]], settings: BatchSettings, area: int) -> dict[str, np.ndarray]:
+    """One dict of same-length columns with fixed dtypes from row parts that may lack columns."""
+    template = empty_columns(settings, area)
+    if not parts:
+        return template
+    out = {}
+    for name, empty in template.items():
+        pieces = []
+        for p in parts:
+            n = len(p["index"])
+            if name in p:
+                pieces.append(np.asarray(p[name]).astype(empty.dtype, copy=False))
+            elif name in STRING_COLUMNS:
+                pieces.append(np.full(n, "", dtype=object))
+            elif empty.dtype.kind == "f":
+                pieces.append(np.full(n, np.nan, dtype=empty.dtype))
+            else:
+                pieces.append(np.full(n, _FILL.get(name, -1), dtype=empty.dtype))
+        out[name] = np.concatenate(pieces)
+    return out
+
+
+# ---- writing ------------------------------------------------------------------------------------
+def arrow_table(columns: dict[str, np.ndarray], height: int, width: int, settings: BatchSettings):
+    """The columns as a pyarrow table, rows sorted by picture then method (the engines' order may differ)."""
+    import pyarrow as pa
+
+    method_rank = {m: i for i, m in enumerate(settings.methods)}
+    ranks = np.asarray([method_rank.get(v, -1) for v in columns["method"]], dtype=np.int64)
+    order = np.lexsort((ranks, columns["index"]))
+    c = {k: v[order] for k, v in columns.items()}
+    n = len(order)
+    error = c["error"].astype(str)
+    failed = error != ""
+    heat = pa.FixedSizeListArray.from_arrays(pa.array(c["heatmap"].reshape(-1), pa.float32()), height * width)
+    heat_list = pa.array([None] * n, pa.list_(pa.float32())) if n == 0 else heat.cast(pa.list_(pa.float32()))
+    if failed.any():
+        heat_list = pa.array(
+            [None if f else row for f, row in zip(failed, heat_list.to_pylist(), strict=True)], pa.list_(pa.float32())
+        )
+
+    def nullable(name: str, values: np.ndarray, typ, null: np.ndarray) -> pa.Array:
+        return pa.array(values, typ, mask=null)
+
+    correct = c["correct"]
+    fields = {
+        "index": pa.array(c["index"], pa.int64()),
+        "id": pa.array(c["id"].astype(str), pa.string()),
+        "label": nullable("label", c["label"], pa.int64(), c["label"] < 0),
+        "label_name": pa.array(c["label_name"].astype(str), pa.string()),
+        "predicted": nullable("predicted", c["predicted"], pa.int64(), failed),
+        "predicted_name": nullable("predicted_name", c["predicted_name"].astype(str), pa.string(), failed),
+        "probability": nullable("probability", c["probability"], pa.float32(), failed),
+        "correct": pa.array(correct == 1, pa.bool_(), mask=correct < 0),
+        "method": nullable("method", c["method"].astype(str), pa.string(), failed),
+        "target": nullable("target", c["target"], pa.int64(), failed),
+        "target_name": nullable("target_name", c["target_name"].astype(str), pa.string(), failed),
+        "target_probability": nullable("target_probability", c["target_probability"], pa.float32(), failed),
+        "score": nullable("score", c["score"], pa.float32(), failed),
+        **{METRIC_COLUMNS[k]: nullable(k, c[METRIC_COLUMNS[k]], pa.float64(), failed) for k in settings.metrics},
+        "heatmap": heat_list,
+        "heatmap_height": pa.array(np.where(failed, 0, height), pa.int32()),
+        "heatmap_width": pa.array(np.where(failed, 0, width), pa.int32()),
+        "error": nullable("error", error, pa.string(), ~failed),
+    }
+    return pa.table(fields)
+
+
+def write_atomically(table, path: Path, metadata: dict[str, str] | None = None) -> None:
+    import pyarrow.parquet as pq
+
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def shard_is_done(path: Path, shard: Shard) -> bool:
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        return False
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # a damaged file is recomputed
+        return False
+    return meta.get(b"cnn_lens_ids") == shard.digest.encode()
+
+
+# ---- progress -----------------------------------------------------------------------------------
+class ProgressBar:
+    """``[#####.....] 512/2,000 pictures, 85.3 pictures/s, 17 s left`` on stderr."""
+
+    def __init__(self, total: int, done: int = 0, stream=None, enabled: bool = True) -> None:
+        self.total, self.done, self.start_done = total, done, done
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.started = time.perf_counter()
+        self.last = 0.0
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    @property
+    def rate(self) -> float:
+        seconds = time.perf_counter() - self.started
+        return (self.done - self.start_done) / seconds if seconds > 0 else 0.0
+
+    def line(self) -> str:
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        rate = self.rate
+        left = (self.total - self.done) / rate if rate > 0 else float("nan")
+        eta = f", {left:.0f} s left" if np.isfinite(left) and self.done < self.total else ""
+        return f"[{'#' * filled}{'.' * (width - filled)}] {self.done:,}/{self.total:,} pictures, {rate:.1f} pictures/s{eta}"
+
+    def update(self, count: int) -> None:
+        self.done += count
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < (0.2 if self.tty else 5.0) and self.done < self.total):
+            return
+        self.last = now
+        self.stream.write(("\r" if self.tty else "") + self.line() + ("" if self.tty else "\n"))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\r" + self.line() + "\n")
+            self.stream.flush()
+
+
+# ---- engines ------------------------------------------------------------------------------------
+@dataclass
+class Work:
+    """What an engine gets: the shards to compute and how to call back as rows arrive."""
+
+    job: BatchJob
+    model: ModelHandle
+    dataset: Dataset
+    labels: Labels
+    shards: list[Shard]
+    batch_size: int
+    on_rows: Callable[[dict[str, np.ndarray]], None]  # rows of any pictures of the shards
+
+
+def batches_of(shards: list[Shard], batch_size: int) -> Iterator[np.ndarray]:
+    """Picture indices of the shards, in batches that never straddle a shard."""
+    for s in shards:
+        for start in range(s.start, s.stop, batch_size):
+            yield np.arange(start, min(start + batch_size, s.stop), dtype=np.int64)
+
+
+def local_engine(work: Work) -> None:
+    for indices in batches_of(work.shards, work.batch_size):
+        work.on_rows(shard_columns(work.model, work.dataset, work.labels, indices, work.job.settings))
+
+
+@dataclass
+class RunInfo:
+    engine: str
+    seconds: float
+    pictures: int
+    resumed_shards: int
+    computed_shards: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_batch(
+    job: BatchJob,
+    engine: str = "local",
+    address: str | None = None,
+    actors: int | None = None,
+    progress: bool = True,
+    stream=None,
+) -> dict[str, Any]:
+    """Run (or resume) a batch job; returns the summary written to ``out/summary.json``."""
+    settings = job.settings.check()
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine={engine!r}: choose local or ray.")
+    ds = load_dataset(job.data, limit=job.limit)
+    m = load_model(job)
+    labels = Labels.of(ds, m)
+    if settings.target == "label" and np.any(labels.model_index < 0):
+        raise ValueError(
+            "--target label needs labels that are the model's classes; "
+            f"the dataset's classes ({', '.join(ds.class_names[:5]) or 'none'}) do not match them."
+        )
+    out = Path(job.out)
+    shard_dir = out / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    manifest = manifest_of(job, ds)
+    manifest_path = out / "manifest.json"
+    if job.restart:
+        for old in shard_dir.glob("shard-*.parquet"):
+            old.unlink()
+    elif manifest_path.exists():
+        previous = json.loads(manifest_path.read_text())
+        if previous != json.loads(json.dumps(manifest)):
+            raise ValueError(
+                f"{out} holds results of another model, dataset or settings ({manifest_path}); "
+                "use another --out folder, or --restart to replace them."
+            )
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+
+    shards = plan_shards(ds, job.shard_size)
+    todo = [s for s in shards if not shard_is_done(shard_dir / s.name, s)]
+    done_pictures = sum(s.stop - s.start for s in shards if s not in todo)
+    bar = ProgressBar(len(ds), done_pictures, stream=stream, enabled=progress)
+    h, w, _ = m.input_shape
+    pending: dict[Shard, list[dict[str, np.ndarray]]] = {s: [] for s in todo}
+    seen: dict[Shard, set[int]] = {s: set() for s in todo}
+    by_start = sorted(todo, key=lambda s: s.start)
+    starts = np.asarray([s.start for s in by_start], dtype=np.int64)
+
+    def on_rows(columns: dict[str, np.ndarray]) -> None:
+        if not len(columns["index"]):
+            return
+        where = np.searchsorted(starts, columns["index"], side="right") - 1
+        for k in np.unique(where):
+            shard = by_start[int(k)]
+            part = {name: v[where == k] for name, v in columns.items()}
+            pending[shard].append(part)
+            new = set(part["index"].tolist()) - seen[shard]
+            seen[shard] |= new
+            bar.update(len(new))
+            if len(seen[shard]) == shard.stop - shard.start:
+                table = arrow_table(normalise(pending.pop(shard), settings, h * w), h, w, settings)
+                write_atomically(table, shard_dir / shard.name, {"cnn_lens_ids": shard.digest})
+
+    batch_size = int(job.batch_size or best_batch_size(m))
+    work = Work(job, m, ds, labels, todo, batch_size, on_rows)
+    started = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if todo:
+        if engine == "local":
+            local_engine(work)
+        else:
+            from serving.batch_ray import ray_engine
+
+            extra = ray_engine(work, address=address, actors=actors) or {}
+    bar.close()
+    missing = [s.name for s in todo if s in pending]
+    if missing:
+        raise RuntimeError(f"The engine finished without the rows of {len(missing)} shards: {', '.join(missing[:3])}")
+    info = RunInfo(engine, time.perf_counter() - started, len(ds) - done_pictures, len(shards) - len(todo), len(todo))
+    info.extra = {"batch_size": batch_size, **extra}
+    merge(out / "results.parquet", [shard_dir / s.name for s in shards])
+    summary = summarise(out / "results.parquet", job, ds, m, labels, info)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
+    return summary
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def merge(path: Path, shard_paths: list[Path]) -> None:
+    """The shards, in order, into one parquet file; one shard in memory at a time."""
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    writer = None
+    try:
+        for p in shard_paths:
+            table = pq.read_table(p)
+            table = table.replace_schema_metadata(None)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(tmp, path)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def summarise(path: Path, job: BatchJob, ds: Dataset, m: ModelHandle, labels: Labels, info: RunInfo) -> dict[str, Any]:
+    """Accuracy, per-class accuracy, most confused pairs, per-method metric means, bad pictures, timing."""
+    import pyarrow.parquet as pq
+
+    settings = job.settings
+    metric_names = [METRIC_COLUMNS[k] for k in settings.metrics]
+    cols = ["index", "id", "label", "predicted", "method", "error", *metric_names]
+    t = pq.read_table(path, columns=cols).to_pydict()
+    first = settings.methods[0]
+    rows = [i for i, meth in enumerate(t["method"]) if meth == first]
+    errors = sorted({(t["index"][i], t["id"][i], t["error"][i]) for i, e in enumerate(t["error"]) if e})
+    y = np.asarray([t["label"][i] if t["label"][i] is not None else -1 for i in rows], dtype=np.int64)
+    p = np.asarray([t["predicted"][i] for i in rows], dtype=np.int64)
+    known = y >= 0
+    summary: dict[str, Any] = {
+        "model": m.name,
+        "data": str(job.data),
+        "pictures": len(ds),
+        "explained": len(rows),
+        "skipped": [{"index": int(i), "id": n, "error": e} for i, n, e in errors],
+        "listing_problems": ds.listing_problems,
+        "methods": settings.methods,
+        "metrics": settings.metrics,
+        "target": settings.target,
+        "labels_matched": labels.matched,
+        "accuracy": _finite(float(np.mean(y[known] == p[known]))) if known.any() else None,
+        "labelled_pictures": int(known.sum()),
+    }
+    if known.any():
+        per_class, pairs = {}, {}
+        for c in np.unique(y[known]):
+            sel = known & (y == c)
+            per_class[m.class_names[c]] = float(np.mean(p[sel] == c))
+        for a, b in zip(y[known], p[known], strict=True):
+            if a != b:
+                pairs[(int(a), int(b))] = pairs.get((int(a), int(b)), 0) + 1
+        summary["per_class_accuracy"] = per_class
+        summary["most_confused"] = [
+            {"label": m.class_names[a], "predicted": m.class_names[b], "count": n}
+            for (a, b), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        ]
+    per_method: dict[str, Any] = {}
+    columns_info = _metric_columns()
+    for meth in settings.methods:
+        sel = [i for i, v in enumerate(t["method"]) if v == meth]
+        entry: dict[str, Any] = {"rows": len(sel)}
+        for col in metric_names:
+            vals = np.asarray([t[col][i] for i in sel if t[col][i] is not None], dtype=np.float64)
+            entry[col] = {
+                "mean": _finite(float(vals.mean())) if len(vals) else None,
+                "std": _finite(float(vals.std(ddof=1))) if len(vals) > 1 else None,
+                "n": int(len(vals)),
+                **columns_info.get(col, {}),
+            }
+        per_method[meth] = entry
+    summary["per_method"] = per_method
+    summary["run"] = {
+        "engine": info.engine,
+        "seconds": round(info.seconds, 3),
+        "pictures_this_run": info.pictures,
+        "pictures_per_second": round(info.pictures / info.seconds, 2) if info.seconds > 0 and info.pictures else None,
+        "shards_resumed": info.resumed_shards,
+        "shards_computed": info.computed_shards,
+        **info.extra,
+    }
+    return summary
+
+
+def _metric_columns() -> dict[str, dict[str, Any]]:
+    try:
+        from interpret.metrics import COLUMNS
+    except ImportError:
+        return {}
+    return {k: {"better": c.direction, "paper": c.paper} for k, c in COLUMNS.items()}
