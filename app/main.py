@@ -30,6 +30,7 @@ PAGES = [
         icon=":material/palette:",
     ),
     st.Page(str(VIEWS / "model.py"), title="Model", icon=":material/account_tree:"),
+    st.Page(str(VIEWS / "train.py"), title="Train", icon=":material/model_training:"),
 ]
 
 navigation = st.navigation(PAGES)

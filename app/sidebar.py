@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import streamlit as st
 
-from app import gallery, sources
+from app import gallery, sources, trained
 from models import BUNDLED, ModelHandle
 from models.class_names import parse_class_names
 from models.device import describe_device
 from models.preprocessing import PRESETS
+from models.teachable import strip_label_indices
 from models.zoo import ZOO
+from serving.h5_import import is_legacy_upload
 
 MODEL_SOURCES = ("Bundled: Fashion-MNIST CNN", "ImageNet zoo", "Upload a .keras model")
 IMAGE_SOURCES = ("Sample gallery", "Upload a picture", "Camera")
@@ -38,7 +40,13 @@ class Choice:
 
 
 def _choose_model() -> tuple[ModelHandle | None, str]:
-    source = st.radio("Model", MODEL_SOURCES, key="model_source")
+    mine = trained.current()  # the Train page's model, once "Explain this model" was pressed
+    options = MODEL_SOURCES + ((trained.TRAINED,) if mine else ())
+    if st.session_state.get("model_source") not in (None, *options):
+        st.session_state["model_source"] = MODEL_SOURCES[0]
+    source = st.radio("Model", options, key="model_source")
+    if source == trained.TRAINED and mine:
+        return mine[0], f"trained:{mine[1]}"
     if source == MODEL_SOURCES[0]:
         return sources.named_model(BUNDLED, None), BUNDLED
     if source == MODEL_SOURCES[1]:
@@ -51,19 +59,31 @@ def _choose_model() -> tuple[ModelHandle | None, str]:
         )
         w = "imagenet" if weights == "ImageNet" else None
         return sources.named_model(name, w), f"{name}:{w}"
-    upload = st.file_uploader("Model file (.keras)", type=["keras"], key="model_upload")
+    upload = st.file_uploader(
+        "Model file (.keras, Keras 2 .h5, or a Teachable Machine .zip)",
+        type=["keras", "h5", "hdf5", "zip"],
+        key="model_upload",
+        help="A Teachable Machine export (converted_keras.zip, or keras_model.h5 with labels.txt as class names).",
+    )
     names_file = st.file_uploader("Class names (optional .txt or .json)", type=["txt", "json"], key="names_upload")
     typed = st.text_input("...or type class names, comma-separated", key="names_typed")
     prep = st.selectbox(
         "Input scaling", list(PRESETS), format_func=lambda k: f"{k}: {PRESETS[k].description}", key="upload_prep"
     )
     if upload is None:
-        st.info("Upload a `.keras` file saved with `model.save('name.keras')`.")
+        st.info("Upload a `.keras` file saved with `model.save('name.keras')`, or a Keras 2 `.h5` file.")
         return None, ""
     names = parse_class_names(names_file.getvalue()) if names_file else parse_class_names(typed)
-    data = upload.getvalue()
+    names = strip_label_indices(names)  # Teachable Machine's labels.txt: "0 Cat"
+    data, filename = upload.getvalue(), upload.name
     key = sources.digest(data)
-    return sources.uploaded_model(key, data, upload.name, tuple(names), prep), f"upload:{key}:{prep}:{','.join(names)}"
+    if is_legacy_upload(filename):  # checked here, converted to .keras in a separate process
+        legacy = sources.legacy_upload(key, data, filename)
+        data, filename, names = legacy.keras_bytes, legacy.filename, names or legacy.class_names
+        if legacy.preprocessing and prep != legacy.preprocessing:
+            st.caption(f"A Teachable Machine project: its input scaling is {legacy.preprocessing}.")
+            prep = legacy.preprocessing
+    return sources.uploaded_model(key, data, filename, tuple(names), prep), f"upload:{key}:{prep}:{','.join(names)}"
 
 
 def _choose_image(model: ModelHandle | None) -> tuple[np.ndarray | None, bytes, str]:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from models import ModelHandle, load
+from serving.h5_import import ConvertedUpload, convert_upload
 from serving.pool import UploadedModel, WorkerPool
 
 MODEL_CACHE_ENTRIES = int(os.environ.get("CNN_LENS_MODEL_CACHE_ENTRIES", 4))
@@ -39,6 +40,13 @@ def uploaded_model(
     """Check an uploaded .keras file and load it in its worker; the pool caches it by content."""
     with st.spinner("Checking the uploaded model and loading it in a sandboxed worker..."):
         return worker_pool().load(_data, filename, tuple(class_names), preprocessing)
+
+
+@st.cache_resource(max_entries=8, ttl=MODEL_CACHE_TTL_S, show_spinner=False)
+def legacy_upload(digest: str, _data: bytes, filename: str) -> ConvertedUpload:
+    """A Keras 2 .h5 or Teachable Machine .zip: checked here, converted to .keras in a separate process."""
+    with st.spinner("Checking the Keras 2 model and converting it to the Keras 3 format..."):
+        return convert_upload(_data, filename)
 
 
 def digest(data: bytes) -> str:

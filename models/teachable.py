@@ -58,7 +58,7 @@ def project_labels(model_path: str | Path) -> list[str] | None:
     return parse_labels(labels.read_bytes()) or None
 
 
-def _unpack_project(path: Path, folder: Path, max_bytes: int) -> Path:
+def unpack_project(path: Path, folder: Path, max_bytes: int) -> Path:
     """Check a project zip (only keras_model.h5 and labels.txt, plain entries, size cap) and unpack those two."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -118,6 +118,6 @@ def load_project(
     if p.is_dir():
         return load_h5_file(p / MODEL_FILE, class_names, preprocessing, name=p.name)
     with tempfile.TemporaryDirectory(prefix="cnn-lens-tm-") as folder:
-        model_path = _unpack_project(p, Path(folder), Limits.from_env().max_file_bytes)
+        model_path = unpack_project(p, Path(folder), Limits.from_env().max_file_bytes)
         name = p.stem if p.stem != "converted_keras" else "Teachable Machine model"
         return load_h5_file(model_path, class_names, preprocessing or TEACHABLE_PREPROCESSING, name=name)

@@ -56,7 +56,7 @@ SCHEDULES = ("constant", "cosine", "exponential")
 # name -> (Keras layer, default strength, what the strength means)
 AUGMENTATIONS: dict[str, tuple[str, float, str]] = {
     "flip": ("RandomFlip", 0.0, "horizontal mirror (no strength)"),
-    "rotate": ("RandomRotation", 0.05, "fraction of a full turn, either way (0.05 = ±18°)"),
+    "rotate": ("RandomRotation", 0.03, "fraction of a full turn, either way (0.03 = ±11°)"),
     "zoom": ("RandomZoom", 0.1, "fraction of the height, in or out"),
     "translate": ("RandomTranslation", 0.1, "fraction of the height and width, either way"),
     "contrast": ("RandomContrast", 0.2, "contrast factor range 1 ± strength"),
@@ -660,6 +660,7 @@ class _Reporter:
             def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
                 outer.epoch_started = time.perf_counter()
                 outer.epoch = epoch
+                outer.done = 0
                 outer.emit("batch", batch=0)
 
             def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
@@ -680,6 +681,7 @@ class _Reporter:
         self.epoch_started = started
         self.epoch_seconds: list[float] = []
         self.stop_reason = ""
+        self.done = 0  # batches done in the current epoch
         self.last: dict[str, float] = {}
 
     def eta(self, batch: int) -> float | None:
@@ -720,6 +722,7 @@ class _Reporter:
             model.stop_training = True
 
     def batch_end(self, model: Any, batch: int, logs: dict[str, Any]) -> None:
+        self.done = batch + 1
         self.last = {k: float(v) for k, v in logs.items() if np.isscalar(v) or np.ndim(v) == 0}
         self.emit("batch", batch=batch + 1, loss=self.last.get("loss"), accuracy=self.last.get("accuracy"))
         self.check_stop(model)
@@ -729,7 +732,7 @@ class _Reporter:
         vals = {k: float(v) for k, v in logs.items()}
         self.emit(
             "epoch",
-            batch=self.batches,
+            batch=self.done,  # fewer than ``batches`` when training was stopped part-way through the epoch
             loss=vals.get("loss"),
             accuracy=vals.get("accuracy"),
             val_loss=vals.get("val_loss"),
@@ -762,6 +765,43 @@ def _training_model(model: Any, augment: dict[str, float], seed: int) -> Any:
         return model
     inputs = keras.Input(shape=model.input_shape[1:], name="image")
     return keras.Model(inputs, model(aug(inputs)), name="training_model")
+
+
+def calibrate_batch_norm(base: Any, x: np.ndarray) -> int:
+    """Set every BatchNorm layer's moving statistics of a *random-weights* base from one batch ``x``.
+
+    A randomly initialised base in inference mode normalises with mean 0 and variance 1 while its
+    activations shrink layer after layer: MobileNetV2's pooled features come out near 1e-12, and a
+    new head on the frozen base cannot learn anything. One forward pass in training mode with the
+    momentum at 0 stores each layer's batch statistics instead (the base's weights are not
+    trained). Returns the number of BatchNorm layers set.
+    """
+    import keras
+
+    norms = [layer for layer in _all_layers(base) if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [(layer, layer.momentum, layer.trainable) for layer in norms]
+    was = base.trainable
+    base.trainable = True
+    try:
+        for layer in norms:
+            layer.trainable = True
+            layer.momentum = 0.0
+        base(x, training=True)
+    finally:
+        for layer, momentum, trainable in saved:
+            layer.momentum = momentum
+            layer.trainable = trainable
+        base.trainable = was
+    return len(norms)
+
+
+def _all_layers(model: Any) -> list[Any]:
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(_all_layers(layer))
+    return out
 
 
 def unfreeze_top(base: Any, n: int) -> int:
@@ -819,6 +859,9 @@ def train(
         stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
         callbacks.append(stopper)
     train_ds = _pipeline(data.x_train, data.y_train, shape, config.batch_size, config.seed)
+    if base is not None and config.base_weights is None:  # random weights: usable features need BN statistics
+        sample = next(iter(_pipeline(data.x_train[:256], data.y_train[:256], shape, 256, None)))[0]
+        calibrate_batch_norm(base, model.get_layer("to_base_range")(sample))
     val_ds = _pipeline(data.x_val, data.y_val, shape, max(config.batch_size, 256), None)
     fit_model = _training_model(model, config.augment, config.seed)
     fit_model.compile(
@@ -863,6 +906,8 @@ def train(
     wrong = np.flatnonzero(predicted != y)
     wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
     title = TRANSFER_BASES[config.base].title if config.model == "transfer" else "CNN"
+    if config.model == "transfer" and config.base_weights is None:
+        title += ", random-weights demo"
     name = f"Trained {title} ({len(history.get('loss', []))} epochs)"
     handle = ModelHandle(name, model, PRESETS["0..1"], names, source="trained")
     reporter.emit("done", message="Done")

@@ -20,6 +20,7 @@ from models.training import (
     augmentation_layers,
     augmentation_preview,
     build_model,
+    calibrate_batch_norm,
     describe_architecture,
     load_fashion_mnist_split,
     train,
@@ -186,6 +187,19 @@ def test_transfer_model_is_nested_fine_tunes_its_top_and_explains_on_the_base(tm
     r.model.model.save(tmp_path / "transfer.keras")
     again = models.load(str(tmp_path / "transfer.keras"), class_names=r.class_names)
     np.testing.assert_allclose(again.predict(picture), r.model.predict(picture), atol=1e-5)
+
+
+def test_a_random_base_gets_its_batch_norm_statistics_from_the_data(tiny) -> None:
+    base = tiny.conv_base()
+    base.trainable = False
+    bn = base.get_layer("bn1")
+    momentum = bn.momentum
+    x = np.random.default_rng(0).random((16, 12, 12, 3)).astype("float32")
+    assert calibrate_batch_norm(base, x) == 1
+    conv = np.asarray(base.get_layer("conv1")(x))
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), conv.mean(axis=(0, 1, 2)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), conv.var(axis=(0, 1, 2)), rtol=1e-3, atol=1e-6)
+    assert bn.momentum == momentum and not base.trainable and not base.trainable_weights
 
 
 def test_unfreeze_top_trains_only_the_top_layers_and_never_batch_norm(tiny) -> None:
