@@ -117,7 +117,7 @@ def test_nested_models_are_reached(tiny, handle_of):
 
 
 def test_model_summary_names_preprocessing_head_and_classes(tiny, handle_of):
-    from interpret.receptive_field import model_summary
+    from interpret.model_summary import model_summary
 
     m = handle_of(tiny.conv_softmax(), class_names=["a", "b", "c"], preprocessing="-1..1")
     s = model_summary(m)
