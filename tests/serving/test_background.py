@@ -109,3 +109,29 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CNN_LENS_MAX_TRAINING_JOBS", "many")
     with pytest.raises(ValueError, match="must be a number"):
         TrainingLimits.from_env()
+
+
+def test_an_uploaded_zip_of_class_folders_trains_in_the_job(tmp_path) -> None:
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for c, name in enumerate(["dark", "light"]):
+            for i in range(10):
+                picture = (rng.integers(0, 80, (24, 24, 3)) + 150 * c).astype(np.uint8)
+                png = io.BytesIO()
+                Image.fromarray(picture).save(png, "PNG")
+                z.writestr(f"pictures/{name}/{i}.png", png.getvalue())
+    jobs = BackgroundJobs(TrainingLimits(max_jobs=1))
+    try:
+        config = TrainConfig(data="upload.zip", image_size=16, filters=4, epochs=1, batch_size=4)
+        view = jobs.start("s", config, data=buf.getvalue()).wait(START_S)
+    finally:
+        jobs.close()
+    assert view.state == "finished", view.error
+    assert view.outcome.class_names == ["dark", "light"] and view.outcome.model.input_shape == (16, 16, 3)
+    assert view.outcome.test_count == 4
