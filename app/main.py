@@ -21,6 +21,7 @@ PAGES = [
     ),
     st.Page(str(VIEWS / "compare.py"), title="Compare", icon=":material/grid_view:"),
     st.Page(str(VIEWS / "evaluate.py"), title="Evaluate", icon=":material/fact_check:"),
+    st.Page(str(VIEWS / "dataset.py"), title="Dataset", icon=":material/table_chart:"),
     st.Page(str(VIEWS / "filters.py"), title="Filters", icon=":material/filter_alt:"),
     st.Page(str(VIEWS / "activations.py"), title="Activations", icon=":material/layers:"),
     st.Page(str(VIEWS / "patches.py"), title="Top patches", icon=":material/crop:"),

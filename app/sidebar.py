@@ -22,6 +22,7 @@ from serving.h5_import import is_legacy_upload
 
 MODEL_SOURCES = ("Bundled: Fashion-MNIST CNN", "ImageNet zoo", "Upload a .keras model")
 IMAGE_SOURCES = ("Sample gallery", "Upload a picture", "Camera")
+DATASET_PICTURE = "From the Dataset page"  # offered once a picture was opened there ("Open in Explain")
 
 
 @dataclass
@@ -89,7 +90,16 @@ def _choose_model() -> tuple[ModelHandle | None, str]:
 def _choose_image(model: ModelHandle | None) -> tuple[np.ndarray | None, bytes, str]:
     from interpret.images import read_image
 
-    source = st.radio("Picture", IMAGE_SOURCES, key="image_source")
+    opened = st.session_state.get("dataset_picture")  # (label, file bytes), from open_picture
+    options = IMAGE_SOURCES + ((DATASET_PICTURE,) if opened else ())
+    if st.session_state.get("image_source") not in (None, *options):
+        st.session_state["image_source"] = IMAGE_SOURCES[0]
+    source = st.radio("Picture", options, key="image_source")
+    if source == DATASET_PICTURE and opened:
+        label, data = opened
+        picture = read_image(data)
+        st.image(picture, caption=label, width=120)
+        return picture, data, label
     if source == IMAGE_SOURCES[0]:
         channels = model.input_shape[2] if model else 3
         # One picker per kind of model, so switching to an RGB model offers a photo first.
@@ -139,6 +149,12 @@ def render() -> Choice:
         st.caption(f"Device: {describe_device()}")
     st.session_state["choice"] = choice
     return choice
+
+
+def open_picture(data: bytes, label: str) -> None:
+    """Make a picture (its file's bytes) the sidebar's picture; call it from a widget's ``on_click``."""
+    st.session_state["dataset_picture"] = (label, bytes(data))
+    st.session_state["image_source"] = DATASET_PICTURE
 
 
 def current() -> Choice:

@@ -14,6 +14,7 @@ from typing import Any
 
 from interpret import explain
 from interpret.activations import feature_maps
+from interpret.batch import explain_pictures, predict_pixels
 from interpret.compare import compare, default_targets
 from interpret.feature_visualization import maximize_activation, target_units
 from interpret.filters import filter_bank, filter_layers
@@ -42,6 +43,7 @@ def task(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 for _fn in (
     explain,
+    explain_pictures,
     compare,
     default_targets,
     evaluate_picture,
@@ -51,6 +53,7 @@ for _fn in (
     layer_receptive_field,
     maximize_activation,
     model_summary,
+    predict_pixels,
     receptive_field_table,
     sanity_check,
     target_units,
