@@ -256,7 +256,14 @@ def batch_rows(
     h, w, _ = m.input_shape
     names = np.asarray(m.class_names, dtype=object)
     labels = np.asarray(labels, dtype=np.int64).reshape(n)
-    probs = predict_pixels(m, pixels)
+    first: BatchExplanation | None = None
+    first_method = settings.methods[0]
+    if settings.target == "predicted" and first_method in batched_methods() and not settings.params.get(first_method):
+        # the first method's own pass picks the top-1 class and gives the logits: no separate forward pass
+        first = explain_batch(m, pixels, first_method, None, settings.layer)
+        probs = m.probabilities(first.logits) if n else np.zeros((0, m.num_classes), np.float32)
+    else:
+        probs = predict_pixels(m, pixels)
     predicted = np.argmax(probs, axis=-1).astype(np.int64) if n else np.zeros(0, np.int64)
     if settings.target == "label":
         if np.any(labels < 0) or np.any(labels >= m.num_classes):
@@ -280,7 +287,10 @@ def batch_rows(
     metrics = metrics_module() if settings.metrics else None
     parts: list[dict[str, np.ndarray]] = []
     for method in settings.methods:
-        e = explain_batch(m, pixels, method, wanted, settings.layer, settings.params.get(method))
+        if method == first_method and first is not None:
+            e = first
+        else:
+            e = explain_batch(m, pixels, method, wanted, settings.layer, settings.params.get(method))
         part = dict(picture)
         part["method"] = np.full(n, method, dtype=object)
         part["target"] = e.targets

@@ -287,6 +287,11 @@ class Dataset:
             bad = [self._bad[i] for i in sorted(self._bad)]
         return [*self.listing_problems, *bad]
 
+    def problem(self, index: int) -> str | None:
+        """Why picture ``index`` was skipped when it was read, or None."""
+        with self._lock:
+            return self._bad.get(int(index))
+
     def label_name(self, index: int) -> str:
         label = int(self.labels[index])
         return self.class_names[label] if 0 <= label < len(self.class_names) else ""
@@ -490,10 +495,15 @@ def _from_folder(root: Path, limits: DatasetLimits, limit: int | None) -> Datase
 
 def _bundled(name: str, limit: int | None) -> Dataset:
     from models.class_names import read_asset_names
-    from models.fashion_mnist_data import load_fashion_mnist
+    from models.fashion_mnist_data import DEBIAN_DIR, _find, load_fashion_mnist, read_idx
 
-    train, test = load_fashion_mnist()
-    images, labels = test if name == "fashion-mnist-test" else train
+    stem = "t10k" if name == "fashion-mnist-test" else "train"
+    if DEBIAN_DIR.exists():  # only the split asked for (the training split is six times larger)
+        images = read_idx(_find(DEBIAN_DIR, f"{stem}-images-idx3-ubyte"))
+        labels = read_idx(_find(DEBIAN_DIR, f"{stem}-labels-idx1-ubyte"))
+    else:
+        train, test = load_fashion_mnist()
+        images, labels = test if stem == "t10k" else train
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     images = np.ascontiguousarray(images)

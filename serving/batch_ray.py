@@ -122,21 +122,30 @@ def ray_engine(work: Work, address: str | None = None, actors: int | None = None
             num_cpus=per_actor_cpus,
             zero_copy_batch=True,
         )
-        startup = time.perf_counter() - started
         pids: set[int] = set()
+        first_at, first_pictures, last_at, pictures = None, 0, None, 0
         for batch in rows.iter_batches(batch_size=None, batch_format="numpy"):
+            new_pictures = len(np.unique(batch["index"]))
+            pictures += new_pictures
+            last_at = time.perf_counter()
+            if first_at is None:  # actors started, model loaded, first batch done: steady state from here
+                first_at, first_pictures = last_at, new_pictures
             columns = {k: np.asarray(v) for k, v in batch.items() if k != "actor"}
             if "actor" in batch:
                 pids.update(int(v) for v in np.unique(batch["actor"]))
             for name in ("id", "label_name", "predicted_name", "method", "target_name", "error"):
                 columns[name] = columns[name].astype(object)
             work.on_rows(columns)
+        steady = (
+            (pictures - first_pictures) / (last_at - first_at) if first_at and last_at and last_at > first_at else None
+        )
         return {
+            "ray_first_rows_seconds": round(first_at - started, 3) if first_at else None,
+            "ray_steady_pictures_per_second": round(steady, 2) if steady else None,
             "actors": count,
             "actor_processes": len(pids),
             "gpus_per_actor": 1 if gpus else 0,
             "cpus_per_actor": per_actor_cpus,
-            "ray_start_seconds": round(startup, 3),
             "cluster": "joined " + address if address else "local",
         }
     finally:
