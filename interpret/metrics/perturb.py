@@ -16,7 +16,9 @@ A :class:`Plan` collects the rows (one ``keep`` map each, made only when its bat
 of one picture, for as many metrics and methods as the caller wants, and scores them all in
 one stream of full batches at the handle's best batch size (``interpret.batching``): the
 floor of N perturbations is N batched forward passes, and a metrics table for many methods
-fills every batch. Progress is reported between batches, where a superseded job stops.
+fills every batch. Where it is exact (see ``Plan.run``) the blending happens inside the
+compiled model call, so a batch costs little more than its forward pass. Progress is
+reported between batches, where a superseded job stops.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+import tensorflow as tf
 
-from interpret.batching import batched_logits
+from interpret.batching import batched_logits, compiled_composite, run_batched
 from interpret.progress import Progress
 from models.handle import ModelHandle
 from models.preprocessing import match_channels, resize_batch, resize_map, to_pixels
@@ -141,9 +144,14 @@ class Plan:
 
     def blend(self, i: int, j: int) -> np.ndarray:
         """Rows i..j-1 as pixel values (j - i, H, W, C) in 0..255."""
-        keeps = np.stack([np.asarray(keep(), dtype=np.float32) for _, keep in self.rows[i:j]])[..., None]
-        subs = np.stack([self._substrates[name] for name, _ in self.rows[i:j]])
-        return keeps * self.pixels[None] + (1.0 - keeps) * subs
+        rows = self.rows[i:j]
+        keeps = np.stack([np.asarray(keep(), dtype=np.float32) for _, keep in rows])[..., None]
+        out = np.empty((len(rows), *self.pixels.shape), dtype=np.float32)
+        for name in dict.fromkeys(n for n, _ in rows):
+            chosen = [k for k, (n, _) in enumerate(rows) if n == name]
+            sub = self._substrates[name]
+            out[chosen] = sub + keeps[chosen] * (self.pixels - sub)
+        return out
 
     def run(
         self,
@@ -154,9 +162,64 @@ class Plan:
         stop: float = 1.0,
         message: str = "scoring perturbed copies",
     ) -> np.ndarray:
-        """Logits (rows, K): every row through the model, in batches at the handle's best batch size."""
+        """Logits (rows, K): every row through the model, in batches at the handle's best batch size.
+
+        When the picture is at the model's input size and the model's preprocessing acts on each
+        pixel alone and linearly (``blends_commute``: the presets and the zoo's
+        ``preprocess_input`` do), blending commutes with preparing: the picture and the substrates
+        are prepared once and each batch is blended inside the compiled model call from its keep
+        maps alone. Otherwise each batch is blended in pixels and prepared as ``m.prepare`` would.
+        """
+        h, w, c = m.input_shape
+        if self.shape == (h, w) and blends_commute(m):
+            return self._run_compiled(m, batch_size, progress, start, stop, message)
 
         def make_batch(i: int, j: int) -> np.ndarray:
             return prepare_pixels(m, self.blend(i, j))
 
         return batched_logits(m, len(self.rows), make_batch, batch_size, progress, message, start, stop)
+
+    def _run_compiled(self, m, batch_size, progress, start, stop, message) -> np.ndarray:
+        h, w, c = m.input_shape
+        names = list(self._substrates)
+        prepared = prepare_pixels(m, np.stack([self.pixels, *(self._substrates[n] for n in names)]))
+        picture, substrates = tf.constant(prepared[0]), tf.constant(prepared[1:])
+        which = np.array([names.index(n) for n, _ in self.rows], dtype=np.int32)
+        signature = [
+            tf.TensorSpec([h, w, c], tf.float32),
+            tf.TensorSpec([None, h, w, c], tf.float32),
+            tf.TensorSpec([None, h, w], tf.float32),
+            tf.TensorSpec([None], tf.int32),
+        ]
+        fn = compiled_composite(m, "metrics: blend", _blend, signature)
+
+        def run_batch(i: int, j: int) -> np.ndarray:
+            keeps = np.stack([np.asarray(keep(), dtype=np.float32) for _, keep in self.rows[i:j]])
+            return fn(picture, substrates, tf.constant(keeps), tf.constant(which[i:j])).numpy()
+
+        return run_batched(m, len(self.rows), run_batch, batch_size, progress, message, start, stop)
+
+
+def _blend(picture: tf.Tensor, substrates: tf.Tensor, keeps: tf.Tensor, which: tf.Tensor) -> tf.Tensor:
+    sub = tf.gather(substrates, which)
+    return sub + keeps[..., None] * (picture[None] - sub)
+
+
+def blends_commute(m: ModelHandle) -> bool:
+    """Whether preparing a blend equals blending the prepared pictures for this handle (checked once, numerically).
+
+    True when the preprocessing is per pixel and affine (scaling, offsets, channel means, a channel
+    flip); false for anything else, e.g. a standardisation by the picture's own mean.
+    """
+
+    def check() -> bool:
+        h, w, c = m.input_shape
+        rng = np.random.default_rng(0)
+        a = rng.uniform(0.0, 255.0, (2, h, w, c)).astype(np.float32)
+        t = rng.random((1, h, w, 1)).astype(np.float32)
+        mixed = prepare_pixels(m, t * a[:1] + (1 - t) * a[1:])
+        each = prepare_pixels(m, a)
+        scale = max(1.0, float(np.abs(each).max()))
+        return bool(np.allclose(mixed, t * each[:1] + (1 - t) * each[1:], rtol=1e-5, atol=1e-5 * scale))
+
+    return m.cached(("metrics", "blends commute"), check)

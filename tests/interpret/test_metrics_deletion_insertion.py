@@ -111,20 +111,51 @@ def test_top_1_default_and_picture_of_another_size(tiny, handle_of, rng):
     assert i.substrate == "blur" and i.scores[-1] == pytest.approx(c.scores[0], abs=1e-5)
 
 
+def spy_on_streams(monkeypatch) -> list[tuple[int, int | None]]:
+    """Record (rows, batch_size) of every batched stream the metrics start, on either path of Plan.run."""
+    import interpret.batching as batching
+
+    seen = []
+    original = batching.run_batched
+
+    def spy(m_, count, run_batch, batch_size=None, *a, **k):
+        seen.append((count, batch_size))
+        return original(m_, count, run_batch, batch_size, *a, **k)
+
+    monkeypatch.setattr(batching, "run_batched", spy)  # the NumPy path, through batched_logits
+    monkeypatch.setattr(perturb_module, "run_batched", spy)  # the compiled path
+    return seen
+
+
 def test_copies_go_through_the_model_at_the_best_batch_size(tiny, handle_of, rng, monkeypatch):
     m = handle_of(tiny.conv_softmax())
-    seen = []
-    original = perturb_module.batched_logits
-
-    def spy(m_, count, make_batch, batch_size=None, *a, **k):
-        seen.append((count, batch_size))
-        return original(m_, count, make_batch, batch_size, *a, **k)
-
-    monkeypatch.setattr(perturb_module, "batched_logits", spy)
+    seen = spy_on_streams(monkeypatch)
     picture = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
     deletion(m, picture, rng.random((12, 12)), target=0, steps=20)
     assert seen == [(21, None)]  # one stream; None = the handle's measured best batch size
     assert resolve_batch_size(m, None) >= 1
+    deletion(m, rng.integers(0, 256, (15, 13, 3), dtype=np.uint8), rng.random((15, 13)), target=0, steps=20)
+    assert seen[-1] == (21, None)  # the picture resized for the model: blended in NumPy, batched alike
+
+
+def test_the_compiled_blend_equals_the_numpy_blend(tiny, handle_of, rng, monkeypatch):
+    m = handle_of(tiny.conv_softmax(), preprocessing="-1..1")
+    picture = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    heat = rng.random((12, 12))
+    assert perturb_module.blends_commute(m)
+    fast = deletion_insertion(m, picture, heat, target=1, steps=6, deletion_substrate="mean")
+    monkeypatch.setattr(perturb_module, "blends_commute", lambda m: False)
+    slow = deletion_insertion(m, picture, heat, target=1, steps=6, deletion_substrate="mean")
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+
+
+def test_a_preprocessing_that_mixes_pixels_takes_the_numpy_path(tiny, handle_of):
+    from models.preprocessing import Preprocessing
+
+    m = handle_of(tiny.conv_softmax())
+    m.preprocessing = Preprocessing("standardise", "per-picture standardisation", lambda x: (x - x.mean()) / 64.0)
+    assert not perturb_module.blends_commute(m)
 
 
 def test_cancel_stops_between_batches(tiny, handle_of, rng):

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from interpret.metrics import COLUMNS, evaluate, evaluate_picture, write_csv, write_json
-from interpret.metrics import perturb as perturb_module
 from interpret.metrics.evaluation import mean_ci
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,18 +29,13 @@ def pictures(rng, n=3):
 
 
 def test_one_stream_of_batches_for_every_map_and_one_shared_probe(model, rng, monkeypatch):
-    calls = []
-    original = perturb_module.batched_logits
+    from test_metrics_deletion_insertion import spy_on_streams
 
-    def spy(m, count, make_batch, batch_size=None, *a, **k):
-        calls.append(count)
-        return original(m, count, make_batch, batch_size, *a, **k)
-
-    monkeypatch.setattr(perturb_module, "batched_logits", spy)
+    seen = spy_on_streams(monkeypatch)
     methods = ["saliency", "gradcam", "random", "edge"]
     r = evaluate_picture(model, pictures(rng, 1)[0], methods, steps=5, samples=16)
     # per map: 6 deletion + 6 insertion + 1 explanation map; once per picture: MuFidelity's picture + 16 subsets
-    assert calls == [len(methods) * (6 + 6 + 1) + 1 + 16]
+    assert seen == [(len(methods) * (6 + 6 + 1) + 1 + 16, None)]
     assert r.columns == ["deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence", "mufidelity"]
     for name in methods:
         assert set(r.curves[name]) == {"deletion", "insertion"}
