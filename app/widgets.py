@@ -1,8 +1,9 @@
-"""Widgets shared by pages: method parameters from the registry, overlay controls."""
+"""Widgets shared by pages: method parameters from the registry, overlay controls; and light reruns."""
 
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import streamlit as st
@@ -13,6 +14,61 @@ from interpret.render import COLORMAPS
 # Signed maps (occlusion, integrated gradients, LIME) keep zero in the middle of a diverging map.
 DIVERGING = ("coolwarm", "bwr", "seismic", "RdBu_r", "PiYG")
 SEQUENTIAL = tuple(c for c in COLORMAPS if c not in DIVERGING)
+
+
+def keep_compiled_functions() -> None:
+    """Take two costs out of every script and fragment run that Streamlit adds by default (idempotent).
+
+    Both were measured on the Explain page (MobileNetV2 Grad-CAM, 2-core CPU), where a click
+    on a new target computes for about 0.03 s:
+
+    - Streamlit (1.67, ``script_runner._clean_problem_modules``) calls
+      ``keras.backend.clear_session()`` after every run, which empties TensorFlow's kernel
+      cache: the next call of every cached ``tf.function`` is instantiated and graph-optimised
+      again, about 0.3 s for MobileNetV2's Grad-CAM. The app keeps its models and compiled
+      functions across runs on purpose (``st.cache_resource``, ``ModelHandle.cached``) and
+      builds no Keras model per run, so that clean-up only costs. Matplotlib figures are
+      still closed.
+    - ``runner.postScriptGC`` forces a full ``gc.collect(2)`` after every run. With TensorFlow
+      and a few models loaded that walks half a million objects (0.2-0.5 s) holding the GIL,
+      so the server cannot even send the new heatmap meanwhile. Python's own collector still
+      runs. Turned off only while it has its default value: a server that sets it keeps it.
+    """
+    from streamlit import config
+
+    if config.get_where_defined("runner.postScriptGC") == "<default>":
+        config.set_option("runner.postScriptGC", False, where_defined="app/widgets.py: keep_compiled_functions")
+    try:
+        from streamlit.runtime.scriptrunner import script_runner
+    except ImportError:  # another Streamlit layout: nothing to change
+        return
+    clean = getattr(script_runner, "_clean_problem_modules", None)
+    if clean is None or getattr(clean, "keeps_keras_session", False):
+        return
+
+    def close_figures() -> None:
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            plt.close("all")
+
+    close_figures.keeps_keras_session = True  # type: ignore[attr-defined]
+    script_runner._clean_problem_modules = close_figures
+
+
+def rerun_pending() -> bool:
+    """Whether a newer run is waiting: the person changed a choice since this run began.
+
+    A widget change inside an ``st.fragment`` does not interrupt the fragment run in
+    progress (Streamlit lets it finish, to keep the elements outside it intact), so a long
+    job started there would run to its end before the new choice is drawn. Long jobs check
+    this between batches (in their progress callback) and stop. Reads Streamlit's pending
+    request (1.67: ``ScriptRunContext.script_requests``); False where that is not there.
+    """
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    requests = getattr(get_script_run_ctx(suppress_warning=True), "script_requests", None)
+    state = getattr(requests, "_state", None)
+    return getattr(state, "name", "") in ("RERUN", "STOP")
 
 
 def label(p: Param) -> str:

@@ -35,14 +35,17 @@ def main(argv: list[str] | None = None, prog: str = "python -m interpret") -> in
     parser.add_argument("--class-names", default=None, help="text/JSON file of class names for a .keras model")
     parser.add_argument("--weights", default="imagenet", help="zoo weights: imagenet or none")
     parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--cmap", default="jet")
+    parser.add_argument(
+        "--cmap",
+        default=None,
+        help="colormap (default: coolwarm for signed maps, drawn opaque where strong, as in the app; jet otherwise)",
+    )
     parser.add_argument("--param", action="append", type=parse_param, default=[], help="method parameter NAME=VALUE")
     parser.add_argument("--npy", default=None, help="also save the raw heatmap as .npy")
     args = parser.parse_args(argv)
 
-    from interpret import explain
-    from interpret.images import encode_png, read_image
-    from interpret.render import overlay
+    from interpret import explain, render
+    from interpret.images import read_image
     from models import load
     from models.class_names import parse_class_names
 
@@ -52,8 +55,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m interpret") -> in
         image = read_image(args.image)
         target = int(args.target) if args.target is not None and args.target.lstrip("-").isdigit() else args.target
         e = explain(m, image, method=args.method, target=target, layer=args.layer, **dict(args.param))
-        picture = overlay(image, e.heatmap, alpha=args.alpha, cmap=args.cmap, signed=METHODS[args.method].signed)
-        Path(args.out).write_bytes(encode_png(picture))
+        method = METHODS[args.method]
+        cmap = args.cmap or render.default_cmap(method.signed)
+        # drawn as the Explain page draws it (signed maps on a diverging map, LIME's outlines), at the picture's size
+        picture = render.method_overlay(method, image, e.heatmap, e.extras, alpha=args.alpha, cmap=cmap)
+        Path(args.out).write_bytes(render.encode(picture, "PNG"))
         if args.npy:
             import numpy as np
 

@@ -198,69 +198,6 @@ def compare(
     return CompareGrid(methods, targets, [m.class_names[t] for t in targets], panels, chosen_layer)
 
 
-def panel_scales(grid: CompareGrid, shared: bool) -> dict[tuple[str, int], float | None]:
-    """Colour scale (vmax) per panel: ``None`` = each panel on its own; shared = one scale per method (row).
-
-    Sharing across methods would compare unlike units (logit changes, gradients, CAM values),
-    so "shared" means shared by the classes of one method.
-    """
-    scales: dict[tuple[str, int], float | None] = {}
-    for name in grid.methods:
-        row = [p for p in grid.panels if p.method == name]
-        if shared:
-            vmax = max(float(np.abs(p.heatmap).max() if p.signed else p.heatmap.max()) for p in row)
-            vmax = vmax if vmax > 0 else None
-        else:
-            vmax = None
-        for p in row:
-            scales[(p.method, p.target)] = vmax
-    return scales
-
-
-def grid_png(
-    grid: CompareGrid,
-    image: np.ndarray,
-    shared: bool = False,
-    alpha: float = 0.5,
-    cmap: str = "jet",
-    dpi: int = 100,
-    signed_cmap: str = "coolwarm",
-) -> bytes:
-    """The grid as one PNG: a row per method, a column per class, the picture first.
-
-    Signed maps (e.g. occlusion) use ``signed_cmap``, a diverging colormap centred on zero.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from interpret.render import as_rgb, overlay
-
-    scales = panel_scales(grid, shared)
-    rows, cols = len(grid.methods), len(grid.targets) + 1
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False)
-    for r, name in enumerate(grid.methods):
-        axes[r][0].imshow(as_rgb(image))
-        axes[r][0].set_ylabel(METHODS[name].title, fontsize=10)
-        for c, t in enumerate(grid.targets, start=1):
-            p = grid.panel(name, t)
-            axes[r][c].imshow(
-                overlay(image, p.heatmap, alpha=alpha, cmap=cmap, signed=p.signed, vmax=scales[(name, t)])
-            )
-            if r == 0:
-                axes[r][c].set_title(f"{p.target_name} ({t})", fontsize=10)
-    axes[0][0].set_title("input", fontsize=10)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def grid_zip(grid: CompareGrid, model_name: str = "", image_label: str = "") -> bytes:
     """Every heatmap as NPZ plus ``grid.json`` with the methods, classes, parameters and layer."""
     buf = io.BytesIO()

@@ -6,11 +6,15 @@
 - ``overlay`` (plain maps) and ``signed_overlay`` (maps with meaningful negative values,
   on a diverging colormap, opaque only where the evidence is strong); ``method_overlay``
   picks between them by the method's registry entry and draws its extras;
-- ``boundaries``: superpixel outlines (LIME).
+- ``boundaries``: superpixel outlines (LIME);
+- ``display_picture``, ``display_format`` and ``encode``: a picture as pages show it, and its bytes;
+- ``grid_panel``, ``panel_scales``, ``grid_figure`` and ``grid_png``: the compare grid, the
+  same panel pictures on the page and in the exported PNG.
 """
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING
 
 import cv2
@@ -21,10 +25,15 @@ from skimage.segmentation import mark_boundaries
 from models.preprocessing import resize_map
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from interpret.compare import CompareGrid, Panel
     from interpret.registry import Method
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo", "coolwarm", "gray")
 SIGNED_CMAP = "coolwarm"  # the default for signed maps: zero in the middle, red for, blue against
+PLAIN_CMAP = "jet"  # the default for plain (non-negative) maps
+JPEG_QUALITY = 90
 DISPLAY_MAX_SIDE = 1600  # larger pictures are shown (and downloaded) scaled down to this
 DISPLAY_MIN_SIDE = 320  # tiny pictures (28x28 Fashion-MNIST) are enlarged with crisp pixels
 
@@ -48,6 +57,35 @@ def fit(picture: np.ndarray, height: int, width: int) -> np.ndarray:
         return rgb
     shrinking = height < rgb.shape[0]
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_NEAREST)
+
+
+def display_picture(image: np.ndarray) -> np.ndarray:
+    """The picture as pages draw it: uint8 RGB at ``display_size``."""
+    return fit(image, *display_size(*np.asarray(image).shape[:2]))
+
+
+def display_format(image: np.ndarray) -> str:
+    """How a picture travels to the browser: enlarged tiny pictures stay crisp as PNG, photos go as JPEG."""
+    return "PNG" if max(np.asarray(image).shape[:2]) < DISPLAY_MIN_SIDE else "JPEG"
+
+
+def encode(picture: np.ndarray, fmt: str = "PNG") -> bytes:
+    """A picture -> PNG (lossless) or JPEG (quality ``JPEG_QUALITY``) bytes; a uint8 grey picture stays grey."""
+    from PIL import Image
+
+    fmt = fmt.upper()
+    if fmt not in ("PNG", "JPEG"):
+        raise ValueError(f"Unknown picture format {fmt!r}; choose PNG or JPEG.")
+    pic = np.asarray(picture)
+    pic = pic if pic.ndim == 2 and pic.dtype == np.uint8 else as_rgb(pic)
+    buf = io.BytesIO()
+    Image.fromarray(pic).save(buf, format=fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def default_cmap(signed: bool) -> str:
+    """The colormap a map is drawn with unless a person picks another: diverging for signed maps."""
+    return SIGNED_CMAP if signed else PLAIN_CMAP
 
 
 def normalize(heatmap: np.ndarray, signed: bool = False, vmax: float | None = None) -> np.ndarray:
@@ -149,3 +187,102 @@ def method_overlay(
     if method.draw_extras is not None and extras:
         picture = method.draw_extras(picture, extras)
     return picture
+
+
+# ---------------------------------------------------------------- the compare grid
+
+
+def grid_panel(
+    panel: Panel,
+    image: np.ndarray,
+    alpha: float = 0.5,
+    cmap: str = PLAIN_CMAP,
+    vmax: float | None = None,
+    signed_cmap: str = SIGNED_CMAP,
+) -> np.ndarray:
+    """One panel of the compare grid, exactly as the Compare page shows it and ``grid_png`` exports it.
+
+    The picture at display size with the panel's map drawn by its method's registry entry
+    (``method_overlay``): plain maps on ``cmap``, signed maps on ``signed_cmap``.
+    """
+    from interpret.registry import METHODS
+
+    method = METHODS[panel.method]
+    colours = signed_cmap if method.signed else cmap
+    return method_overlay(method, display_picture(image), panel.heatmap, None, alpha=alpha, cmap=colours, vmax=vmax)
+
+
+def panel_scales(grid: CompareGrid, shared: bool) -> dict[tuple[str, int], float | None]:
+    """Colour scale (vmax) per panel: ``None`` = each panel on its own; shared = one scale per method (row).
+
+    Sharing across methods would compare unlike units (logit changes, gradients, CAM values),
+    so "shared" means shared by the classes of one method.
+    """
+    scales: dict[tuple[str, int], float | None] = {}
+    for name in grid.methods:
+        row = [p for p in grid.panels if p.method == name]
+        if shared:
+            vmax = max(float(np.abs(p.heatmap).max() if p.signed else p.heatmap.max()) for p in row)
+            vmax = vmax if vmax > 0 else None
+        else:
+            vmax = None
+        for p in row:
+            scales[(p.method, p.target)] = vmax
+    return scales
+
+
+def grid_figure(
+    grid: CompareGrid,
+    image: np.ndarray,
+    shared: bool = False,
+    alpha: float = 0.5,
+    cmap: str = PLAIN_CMAP,
+    dpi: int = 100,
+    signed_cmap: str = SIGNED_CMAP,
+) -> Figure:
+    """The grid as a matplotlib figure: a row per method, a column per class, the picture first.
+
+    Each panel is ``grid_panel``'s picture, the one the Compare page shows. A plain
+    ``Figure`` (no pyplot), so nothing global is touched and threads may draw at once.
+    """
+    from matplotlib.figure import Figure
+
+    from interpret.registry import METHODS
+
+    scales = panel_scales(grid, shared)
+    rows, cols = len(grid.methods), len(grid.targets) + 1
+    fig = Figure(figsize=(2.6 * cols, 2.6 * rows), dpi=dpi)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    shown = display_picture(image)
+    for r, name in enumerate(grid.methods):
+        axes[r][0].imshow(shown)
+        axes[r][0].set_ylabel(METHODS[name].title, fontsize=10)
+        for c, t in enumerate(grid.targets, start=1):
+            p = grid.panel(name, t)
+            axes[r][c].imshow(
+                grid_panel(p, image, alpha=alpha, cmap=cmap, vmax=scales[(name, t)], signed_cmap=signed_cmap)
+            )
+            if r == 0:
+                axes[r][c].set_title(f"{p.target_name} ({t})", fontsize=10)
+    axes[0][0].set_title("input", fontsize=10)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def grid_png(
+    grid: CompareGrid,
+    image: np.ndarray,
+    shared: bool = False,
+    alpha: float = 0.5,
+    cmap: str = PLAIN_CMAP,
+    dpi: int = 100,
+    signed_cmap: str = SIGNED_CMAP,
+) -> bytes:
+    """``grid_figure`` as PNG bytes: the Compare page's export."""
+    fig = grid_figure(grid, image, shared=shared, alpha=alpha, cmap=cmap, dpi=dpi, signed_cmap=signed_cmap)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

@@ -7,11 +7,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import sidebar
+from app import sidebar, widgets
+from interpret import render
 from interpret.activations import FIRST_LAYER_NOTE, FeatureMaps, channel_order, feature_maps
 from interpret.filters import mosaic, normalize_each
 from interpret.receptive_field import LayerField, receptive_field_table
-from interpret.render import COLORMAPS, overlay
 from models import ModelHandle
 from serving import compute
 
@@ -85,6 +85,7 @@ def single_map_figure(values: np.ndarray, channel: int) -> go.Figure:
 
 
 # ---------------------------------------------------------------- the page
+widgets.keep_compiled_functions()
 st.header("Activation maps")
 choice = sidebar.require(picture=True)
 
@@ -127,13 +128,17 @@ channel = pick.selectbox(
     key=f"activations:channel:{choice.model_key}:{layer}",
 )
 alpha = opacity.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="activations:alpha")
-cmap = colours.selectbox("Colormap", COLORMAPS, key="activations:cmap")
+cmap = colours.selectbox("Colormap", render.COLORMAPS, key="activations:cmap")
 large, blended = st.columns(2)
 large.plotly_chart(single_map_figure(fm.maps[..., channel], channel), width="stretch", key="activations:single")
 blended.image(
-    overlay(image, fm.maps[..., channel], alpha=alpha, cmap=cmap),
+    render.encode(
+        render.overlay(render.display_picture(image), fm.maps[..., channel], alpha=alpha, cmap=cmap),
+        render.display_format(image),
+    ),
     caption=f"channel {channel} of {layer} over the picture",
     width="stretch",
+    output_format=render.display_format(image),
 )
 
 st.subheader("Receptive field of each layer")

@@ -6,16 +6,14 @@ import numpy as np
 import streamlit as st
 
 from app import sidebar, widgets
-from interpret import METHODS, Cancelled
-from interpret.compare import CompareGrid, compare, default_targets, grid_png, grid_zip, panel_scales
-from interpret.render import overlay
+from interpret import METHODS, Cancelled, render
+from interpret.compare import CompareGrid, compare, default_targets, grid_zip
 from models import ModelHandle
 from serving import compute, superseding
 
 LECTURE_METHODS = ("guided_backprop", "gradcam", "guided_gradcam", "occlusion")
 PER_PANEL = "Each panel on its own"
 SHARED = "Shared by the classes of a method"
-SIGNED_CMAP = "coolwarm"  # signed maps (occlusion): red supports the class, blue speaks against it
 
 
 @st.cache_data(max_entries=64, ttl="2h", show_spinner=False)
@@ -52,6 +50,7 @@ def grid_of(
 
 
 # ---------------------------------------------------------------- the page
+widgets.keep_compiled_functions()
 st.header("Compare methods and classes")
 choice = sidebar.require(picture=True)
 m, image = choice.model, choice.image
@@ -118,21 +117,25 @@ except ValueError as exc:
     st.stop()
 
 shared = scaling == SHARED
-scales = panel_scales(grid, shared)
+scales = render.panel_scales(grid, shared)
+fmt = render.display_format(image)
 header = st.columns(len(grid.targets) + 1)
 header[0].markdown("**Input**")
 for col, name in zip(header[1:], grid.target_names, strict=True):
     col.markdown(f"**{name}**")
+shown = render.encode(render.display_picture(image), fmt)
 for method in grid.methods:
     row = st.columns(len(grid.targets) + 1)
-    row[0].image(image, caption=METHODS[method].title, width="stretch", clamp=True)
+    row[0].image(shown, caption=METHODS[method].title, width="stretch", output_format=fmt)
     for col, t in zip(row[1:], grid.targets, strict=True):
         p = grid.panel(method, t)
-        colours = SIGNED_CMAP if p.signed else cmap
-        picture = overlay(image, p.heatmap, alpha=alpha, cmap=colours, signed=p.signed, vmax=scales[(method, t)])
-        col.image(picture, caption=f"{p.title}: {p.target_name}", width="stretch")
+        # the same picture the PNG export draws (render.grid_png)
+        picture = render.grid_panel(p, image, alpha=alpha, cmap=cmap, vmax=scales[(method, t)])
+        col.image(
+            render.encode(picture, fmt), caption=f"{p.title}: {p.target_name}", width="stretch", output_format=fmt
+        )
 st.caption(
-    "Signed maps (occlusion) use a red-blue scale: red supports the class, blue speaks against it. "
+    "Signed maps (e.g. occlusion) use a red-blue scale: red supports the class, blue speaks against it. "
     "Shared colour scale: one scale for the classes of each method, so their strengths compare; methods keep "
     "their own, since their units differ. " + (f"CAM layer: {grid.layer}." if grid.layer else "")
 )
@@ -140,15 +143,17 @@ st.caption(
 png, bundle = st.columns(2)
 png.download_button(
     "Download grid (PNG)",
-    grid_png(grid, image, shared=shared, alpha=alpha, cmap=cmap, signed_cmap=SIGNED_CMAP),
+    lambda: render.grid_png(grid, image, shared=shared, alpha=alpha, cmap=cmap),  # drawn when pressed
     file_name="compare_grid.png",
     mime="image/png",
+    on_click="ignore",
     key="compare:png",
 )
 bundle.download_button(
     "Download heatmaps (zip of NPZ + JSON)",
-    grid_zip(grid, model_name=m.name, image_label=choice.image_label),
+    lambda: grid_zip(grid, model_name=m.name, image_label=choice.image_label),
     file_name="compare_heatmaps.zip",
     mime="application/zip",
+    on_click="ignore",
     key="compare:zip",
 )

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import sidebar
-from interpret import Cancelled
+from app import sidebar, widgets
+from interpret import Cancelled, render
 from interpret.feature_visualization import MAX_STEPS, Visualization, maximize_activation, target_units
-from interpret.images import encode_png
 from models import ModelHandle
 from serving import compute, superseding
 
 CHANNEL = "A channel of a layer"
 CLASS = "A class (its logit)"
-DISPLAY_SIDE = 320
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -33,12 +29,6 @@ def visualize(model_key: str, settings: tuple, _model: ModelHandle, _cancel) -> 
     return result
 
 
-def enlarged(picture: np.ndarray) -> np.ndarray:
-    h, w = picture.shape[:2]
-    factor = max(1, DISPLAY_SIDE // max(h, w))
-    return cv2.resize(picture, (w * factor, h * factor), interpolation=cv2.INTER_NEAREST)
-
-
 def objective_chart(vis: Visualization) -> go.Figure:
     fig = go.Figure(go.Scatter(y=[vis.start, *vis.objective], mode="lines"))
     fig.update_layout(height=280, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="step", yaxis_title="target activation")
@@ -46,6 +36,7 @@ def objective_chart(vis: Visualization) -> go.Figure:
 
 
 # ---------------------------------------------------------------- the page
+widgets.keep_compiled_functions()
 st.header("Feature visualisation")
 st.caption(
     "Activation maximisation: start from a grey picture and follow the gradient uphill, so that the chosen "
@@ -115,12 +106,14 @@ target = (
 )
 picture_col, chart_col = st.columns([1, 1])
 shown = vis.image[..., 0] if vis.image.shape[-1] == 1 else vis.image
-picture_col.image(enlarged(shown), caption=f"Maximises {target}", width="stretch")
+picture_col.image(
+    render.encode(render.display_picture(shown)), caption=f"Maximises {target}", width="stretch", output_format="PNG"
+)
 with chart_col:
     st.plotly_chart(objective_chart(vis), width="stretch", key="featvis:chart")
     st.metric("Target activation", f"{vis.final:.4g}", delta=f"{vis.final - vis.start:+.4g} from the start")
     if vis.note:
         st.warning(vis.note)
     st.download_button(
-        "Download picture (PNG)", encode_png(shown), file_name="feature_visualisation.png", mime="image/png"
+        "Download picture (PNG)", render.encode(shown), file_name="feature_visualisation.png", mime="image/png"
     )

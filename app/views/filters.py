@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import sidebar
+from app import sidebar, widgets
 from interpret.filters import FilterBank, filter_bank, filter_layers, filter_tiles, mosaic, normalize_each
 from models import ModelHandle
 from serving import compute
@@ -64,6 +64,7 @@ def histogram(bank: FilterBank) -> go.Figure:
 
 
 # ---------------------------------------------------------------- the page
+widgets.keep_compiled_functions()
 st.header("Filters")
 choice = sidebar.require(picture=False)
 

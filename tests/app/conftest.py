@@ -10,7 +10,7 @@ Real browser (mark such tests ``@pytest.mark.browser``):
 
 - ``streamlit_server`` (session): ``streamlit run app/main.py`` in a subprocess on a free
   loopback port; yields its base URL, e.g. ``http://127.0.0.1:40123``. Its log is written to
-  ``artifacts/streamlit-server.log``.
+  ``artifacts/streamlit-server.log``. Downloads fail at once there (``NO_DOWNLOADS``: a closed proxy).
 - ``browser`` (session): Debian's chromium (``/usr/bin/chromium``) launched through
   Playwright, headless. Playwright never downloads a browser here.
 - ``page`` (per test): a fresh browser context and page, 1400x1000, already opened at the
@@ -50,6 +50,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+NO_DOWNLOADS = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
 SERVER_START_TIMEOUT_S = 180
 APP_TIMEOUT_S = 300  # AppTest run limit: TensorFlow import and model loading on a busy 2-core CPU
 
@@ -121,7 +126,9 @@ def streamlit_server() -> Iterator[str]:
         "--server.fileWatcherType=none",
         "--server.runOnSave=false",
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Choosing the ImageNet zoo first asks for ImageNet weights: a closed proxy makes that download
+    # fail at once (a test never downloads; offline, a stalled lookup could hold the run for minutes).
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **NO_DOWNLOADS}
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S

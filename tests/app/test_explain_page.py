@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -47,7 +48,10 @@ def test_explain_page_draws_prediction_and_overlay(app_test, bundled):
     captions = overlay_captions(at)
     assert len(captions) == 1 and bundled.class_names[top1] in captions[0]
     assert any(f"Input: {SAMPLE.partition(': ')[2]}" in c for img in at.main.get("image") for c in img.captions)
-    assert len(at.main.get("plotly_chart")) == 1
+    (table,) = [md.value for md in at.main.get("markdown") if md.value.startswith("| class | probability |")]
+    escaped = re.sub(r"([\\`*_{}\[\]<>()#+\-.!|:~$])", r"\\\1", bundled.class_names[top1])  # as Markdown shows it
+    assert f"**:red[{escaped}]**" in table  # the class being explained is highlighted
+    assert len(table.splitlines()) == 2 + 5  # header, alignment, the top-5
     assert {b.label for b in at.get("download_button")} == {"Download overlay (PNG)", "Download heatmap (NumPy .npy)"}
 
 
@@ -62,6 +66,7 @@ def test_target_and_layer_choices_reach_the_explanation(app_test, bundled):
     assert not at.exception and not at.error
     (caption,) = overlay_captions(at)
     assert f"'{bundled.class_names[3]}'" in caption and first_conv in caption
+    assert not at.main.get("plotly_chart")  # the top-5 is a light Markdown table, not a chart
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -177,3 +182,48 @@ def test_parameters_that_belong_to_another_choice_are_hidden():
     )
     shown = {c: [p.name for p in m.params if applies_to(p, {"algo": c}, m)] for c in algo.choices}
     assert shown == {"a": ["algo", "size", "seed"], "b": ["algo", "scale", "seed"], "c": ["algo", "scale", "seed"]}
+
+
+def test_reruns_keep_the_compiled_functions_and_skip_the_forced_full_gc(monkeypatch):
+    """Streamlit's clean-up after each run would clear the Keras session (and TensorFlow's kernel cache)."""
+    import keras
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from streamlit import config
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from app import widgets
+
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)  # undone after
+    cleared: list[int] = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(1))
+    widgets.keep_compiled_functions()
+    patched = script_runner._clean_problem_modules
+    widgets.keep_compiled_functions()  # idempotent
+    assert script_runner._clean_problem_modules is patched
+    plt.figure()
+    script_runner._clean_problem_modules()  # what Streamlit calls after every run
+    assert cleared == [] and plt.get_fignums() == []  # the Keras session is kept; figures are still closed
+    assert config.get_option("runner.postScriptGC") is False
+
+
+def test_rerun_pending_reads_streamlits_waiting_request(monkeypatch):
+    """A long job in the Explain fragment stops when a newer choice waits (fragments are not interrupted)."""
+    from types import SimpleNamespace
+
+    from streamlit.runtime.scriptrunner_utils import script_run_context
+    from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
+
+    from app import widgets
+
+    def ctx_with(state):
+        return lambda suppress_warning=False: SimpleNamespace(script_requests=SimpleNamespace(_state=state))
+
+    monkeypatch.setattr(script_run_context, "get_script_run_ctx", ctx_with(ScriptRequestType.CONTINUE))
+    assert not widgets.rerun_pending()
+    monkeypatch.setattr(script_run_context, "get_script_run_ctx", ctx_with(ScriptRequestType.RERUN))
+    assert widgets.rerun_pending()
+    monkeypatch.setattr(script_run_context, "get_script_run_ctx", lambda suppress_warning=False: None)
+    assert not widgets.rerun_pending()  # outside a script run

@@ -41,6 +41,10 @@ def runs(tmp_path_factory):
             *("--model", "fashion-mnist-cnn", "--image", str(big), "--method", "gradcam"),
             *("--out", str(folder / "x.png"), "--npy", str(folder / "x.npy")),
         ),
+        "occlusion": start(
+            *("--image", str(SAMPLE), "--method", "occlusion", "--param", "patch=7", "--param", "stride=7"),
+            *("--alpha", "0.7", "--out", str(folder / "occ.png"), "--npy", str(folder / "occ.npy")),
+        ),
         "bad_image": start("--image", str(not_an_image), "--method", "gradcam", "--out", str(folder / "no.png")),
         "bad_model": start("--model", "no-such-model", "--image", str(SAMPLE), "--out", str(folder / "no2.png")),
     }
@@ -67,6 +71,24 @@ def test_cli_writes_the_overlay_at_the_pictures_size(runs):
     assert overlay.shape == (84, 56, 3) and overlay.dtype == np.uint8
     heat = np.load(folder / "x.npy")
     assert heat.shape == (84, 56) and heat.dtype == np.float32 and np.all(np.isfinite(heat)) and heat.max() > 0
+
+
+def test_cli_draws_a_signed_map_as_the_explain_page_does(runs):
+    """Occlusion is signed: coolwarm, opaque by strength (render.signed_overlay), not a plain jet overlay."""
+    from interpret import METHODS
+    from interpret.render import method_overlay, overlay, signed_overlay
+
+    folder, results = runs
+    code, out, err = results["occlusion"]
+    assert code == 0, err[-2000:]
+    drawn = read_image(folder / "occ.png")
+    picture, heat = read_image(SAMPLE), np.load(folder / "occ.npy")
+    assert heat.min() < 0 < heat.max()  # a signed map
+    np.testing.assert_array_equal(drawn, signed_overlay(picture, heat, alpha=0.7, cmap="coolwarm"))
+    np.testing.assert_array_equal(
+        drawn, method_overlay(METHODS["occlusion"], picture, heat, alpha=0.7, cmap="coolwarm")
+    )
+    assert np.abs(drawn.astype(int) - overlay(picture, heat, alpha=0.7, cmap="jet", signed=True)).mean() > 10
 
 
 def last_line(text: str) -> str:

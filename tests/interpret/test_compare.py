@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from interpret import METHODS, explain
-from interpret.compare import CompareGrid, Panel, compare, grid_png, grid_zip, panel_scales
+from interpret.compare import CompareGrid, Panel, compare, grid_zip
 from interpret.explanation import MethodResult
 from interpret.progress import Cancelled, Progress
 from interpret.registry import Method, Param, SharedPass
+from interpret.render import grid_png, panel_scales
 
 SHARED = [name for name, method in METHODS.items() if method.shared_pass is not None]
 
