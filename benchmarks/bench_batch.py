@@ -13,8 +13,8 @@
    method's passes per picture (from the registry) as batched forward passes at the best batch size.
 3. **Ray with 1 and 2 actors against the local engine**, on a light job (Grad-CAM) and a heavy
    one (occlusion on Fashion-MNIST). Pictures per second of the engine (Ray: from ``ray.init``
-   to the last row, actor start-up and model loading included) and in the steady state (after the
-   first rows arrived); the scaling efficiency of 2 actors (rate(2) / (2 x rate(1))); Ray's
+   to the last row, actor start-up and model loading included) and in the steady state (over the
+   second half of the pictures, start-up left out); the scaling efficiency of 2 actors (rate(2) / (2 x rate(1))); Ray's
    overhead at 1 actor (1 - ray / local). Target: overhead <= 30%.
 
 Floors and engines run alternately, ``--repeats`` times, and the ratios are medians of pairs
@@ -108,18 +108,36 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--pictures", type=int, default=2000, help="Grad-CAM pictures (default 2000)")
     p.add_argument("--occlusion-pictures", type=int, default=6, help="occlusion pictures on the 224 model")
-    p.add_argument("--ray-occlusion-pictures", type=int, default=240, help="occlusion pictures for the Ray rows")
+    p.add_argument(
+        "--ray-occlusion-pictures", type=int, default=1200, help="occlusion pictures for the Ray rows (about 1 min)"
+    )
+    p.add_argument("--ray-pictures", type=int, default=10_000, help="Grad-CAM pictures for the Ray rows")
+    p.add_argument("--sections", default="gradcam,occlusion,ray", help="which parts to run (comma-separated)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = p.parse_args(argv)
     if args.quick:
         args.pictures, args.occlusion_pictures, args.ray_occlusion_pictures, args.repeats = 1000, 3, 120, 2
+        args.ray_pictures = 2000
     rows = []
+    sections = set(args.sections.split(",")) - ({"ray"} if args.no_ray else set())
     load_dataset("fashion-mnist-test")  # warm the page cache: every run then reads the same way
 
-    # 1. Grad-CAM, local engine vs the forward+backward floor
     m = load("fashion-mnist-cnn")
+    if "gradcam" in sections:
+        gradcam_rows(args, m, rows)
+    if "occlusion" in sections:
+        occlusion_rows(args, rows)
+    if "ray" in sections:
+        ray_rows(args, m, rows)
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+def gradcam_rows(args, m, rows: list) -> None:
+    """1. Grad-CAM, local engine vs the forward+backward floor."""
     sizes = sorted({*batch_candidates(), *(c * 4 for c in batch_candidates()), 256, 512})
     engine_rate("fashion-mnist-cnn", ["gradcam"], 64, handle=m)  # warm: compiled functions, batch size
     ratios, engines, floors = [], [], []
@@ -142,7 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(json.dumps(rows[-1]), flush=True)
 
-    # 2. Occlusion on a 224x224 model vs batched forward passes
+
+def occlusion_rows(args, rows: list) -> None:
+    """2. Occlusion on a 224x224 model vs batched forward passes."""
     big = load("mobilenet_v2", weights=None)
     passes = METHODS["occlusion"].passes(METHODS["occlusion"].check_params({}), big.input_shape)
     engine_rate("mobilenet_v2", ["occlusion"], 1, weights=None, handle=big)  # warm
@@ -166,38 +186,41 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(json.dumps(rows[-1]), flush=True)
 
-    # 3. Ray with 1 and 2 actors vs local
-    if not args.no_ray:
-        jobs = (
-            ("Grad-CAM", ["gradcam"], args.pictures, None),
-            ("Occlusion", ["occlusion"], args.ray_occlusion_pictures, None),
-        )
-        for title, methods, n, params in jobs:
-            engine_rate("fashion-mnist-cnn", methods, 16, params=params, handle=m)  # warm
-            local = engine_rate("fashion-mnist-cnn", methods, n, params=params, handle=m)
-            one = engine_rate("fashion-mnist-cnn", methods, n, "ray", 1, params=params)
-            two = engine_rate("fashion-mnist-cnn", methods, n, "ray", 2, params=params)
-            for label, r in (("local", local), ("ray, 1 actor", one), ("ray, 2 actors", two)):
-                steady = r.get("ray_steady_pictures_per_second")
-                row = {
-                    "what": f"{title}, {label}, {n} Fashion-MNIST",
-                    "pictures_per_s": r["pictures_per_second"],
-                    "steady_per_s": steady,
-                    "first_rows_s": r.get("ray_first_rows_seconds"),
-                    "vs_local": r["pictures_per_second"] / local["pictures_per_second"],
-                    "steady_vs_local": steady / local["pictures_per_second"] if steady else None,
-                }
-                if label == "ray, 2 actors":
-                    row["scaling_efficiency"] = r["pictures_per_second"] / (2 * one["pictures_per_second"])
-                    if steady and one.get("ray_steady_pictures_per_second"):
-                        row["steady_scaling_efficiency"] = steady / (2 * one["ray_steady_pictures_per_second"])
-                if label == "ray, 1 actor":
-                    row["overhead"] = 1 - row["vs_local"]
-                    row["steady_overhead"] = 1 - row["steady_vs_local"] if steady else None
-                    row["target"] = "overhead <= 0.30"
-                rows.append(row)
-                print(json.dumps(row), flush=True)
 
+def ray_rows(args, m, rows: list) -> None:
+    """3. Ray with 1 and 2 actors vs the local engine."""
+    jobs = (
+        ("Grad-CAM", ["gradcam"], args.ray_pictures, None),
+        ("Occlusion", ["occlusion"], args.ray_occlusion_pictures, None),
+    )
+    for title, methods, n, params in jobs:
+        engine_rate("fashion-mnist-cnn", methods, 16, params=params, handle=m)  # warm
+        local = engine_rate("fashion-mnist-cnn", methods, n, params=params, handle=m)
+        one = engine_rate("fashion-mnist-cnn", methods, n, "ray", 1, params=params)
+        two = engine_rate("fashion-mnist-cnn", methods, n, "ray", 2, params=params)
+        for label, r in (("local", local), ("ray, 1 actor", one), ("ray, 2 actors", two)):
+            steady = r.get("ray_steady_pictures_per_second")
+            row = {
+                "what": f"{title}, {label}, {n} Fashion-MNIST",
+                "pictures_per_s": r["pictures_per_second"],
+                "steady_per_s": steady,
+                "first_rows_s": r.get("ray_first_rows_seconds"),
+                "vs_local": r["pictures_per_second"] / local["pictures_per_second"],
+                "steady_vs_local": steady / local["pictures_per_second"] if steady else None,
+            }
+            if label == "ray, 2 actors":
+                row["scaling_efficiency"] = r["pictures_per_second"] / (2 * one["pictures_per_second"])
+                if steady and one.get("ray_steady_pictures_per_second"):
+                    row["steady_scaling_efficiency"] = steady / (2 * one["ray_steady_pictures_per_second"])
+            if label == "ray, 1 actor":
+                row["overhead"] = 1 - row["vs_local"]
+                row["steady_overhead"] = 1 - row["steady_vs_local"] if steady else None
+                row["target"] = "overhead <= 0.30"
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+
+def print_table(rows: list) -> None:
     print()
     print(f"{'what':<78} {'pics/s':>9} {'floor/s':>9} {'ratio':>6}  notes")
     for r in rows:
@@ -209,8 +232,6 @@ def main(argv: list[str] | None = None) -> None:
         floor = f"{r['floor_per_s']:9.1f}" if "floor_per_s" in r else " " * 9
         ratio = f"{r['ratio']:6.2f}" if "ratio" in r else " " * 6
         print(f"{r['what']:<78} {r['pictures_per_s']:9.1f} {floor} {ratio}  {notes}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

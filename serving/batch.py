@@ -182,6 +182,34 @@ def shard_columns(
     return normalise(parts, settings, h * w)
 
 
+DERIVED = ("id", "label_name", "predicted_name", "target_name")  # rebuilt from indices and class numbers
+
+
+def to_wire(columns: dict[str, np.ndarray], settings: BatchSettings) -> dict[str, np.ndarray]:
+    """The columns without the strings the driver can rebuild (what a Ray actor sends back: less to move)."""
+    out = {k: v for k, v in columns.items() if k not in (*DERIVED, "method")}
+    rank = {name: i for i, name in enumerate(settings.methods)}
+    out["method_code"] = np.asarray([rank.get(v, -1) for v in columns["method"]], dtype=np.int16)
+    return out
+
+
+def from_wire(
+    columns: dict[str, np.ndarray], ds: Dataset, labels: Labels, class_names: list[str], settings: BatchSettings
+) -> dict[str, np.ndarray]:
+    """``to_wire``'s columns with the strings back: the same columns ``shard_columns`` gives."""
+    out = {k: np.asarray(v) for k, v in columns.items() if k != "method_code"}
+    index = out["index"].astype(np.int64)
+    names = np.asarray([*class_names, ""], dtype=object)  # -1 (no prediction) reads ""
+    methods = np.asarray([*settings.methods, ""], dtype=object)
+    out["id"] = np.asarray([ds.ids[i] for i in index], dtype=object)
+    out["label_name"] = np.asarray([labels.names[i] for i in index], dtype=object)
+    out["predicted_name"] = names[out["predicted"]]
+    out["target_name"] = names[out["target"]]
+    out["method"] = methods[np.asarray(columns["method_code"], dtype=np.int64)]
+    out["error"] = np.asarray(out["error"], dtype=object)
+    return out
+
+
 def empty_columns(settings: BatchSettings, area: int) -> dict[str, np.ndarray]:
     cols: dict[str, np.ndarray] = {}
     for name in (*_INT_COLUMNS, *_FLOAT_COLUMNS, *STRING_COLUMNS):

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.batch import Work, is_model_file
+from serving.batch import Work, from_wire, is_model_file
 
 
 class Explainer:
@@ -57,11 +57,23 @@ class Explainer:
         self.pid = os.getpid()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from serving.batch import shard_columns
+        from serving.batch import shard_columns, to_wire
 
-        columns = shard_columns(self.model, self.dataset, self.labels, batch["data"], self.settings)
+        columns = to_wire(
+            shard_columns(self.model, self.dataset, self.labels, batch["data"], self.settings), self.settings
+        )
         columns["actor"] = np.full(len(columns["index"]), self.pid, dtype=np.int64)
         return columns
+
+
+def steady_rate(arrivals: list[tuple[float, int]]) -> float | None:
+    """Pictures per second over the second half of the job: actor start-up and the first bursts left out."""
+    if len(arrivals) < 4:
+        return None
+    total = arrivals[-1][1]
+    t_mid, p_mid = next((t, p) for t, p in arrivals if p >= total / 2)
+    t_end = arrivals[-1][0]
+    return (total - p_mid) / (t_end - t_mid) if t_end > t_mid else None
 
 
 def model_spec(work: Work) -> dict[str, Any]:
@@ -123,24 +135,18 @@ def ray_engine(work: Work, address: str | None = None, actors: int | None = None
             zero_copy_batch=True,
         )
         pids: set[int] = set()
-        first_at, first_pictures, last_at, pictures = None, 0, None, 0
+        arrivals: list[tuple[float, int]] = []  # (time, pictures so far): the steady rate is read from them
+        pictures = 0
         for batch in rows.iter_batches(batch_size=None, batch_format="numpy"):
-            new_pictures = len(np.unique(batch["index"]))
-            pictures += new_pictures
-            last_at = time.perf_counter()
-            if first_at is None:  # actors started, model loaded, first batch done: steady state from here
-                first_at, first_pictures = last_at, new_pictures
-            columns = {k: np.asarray(v) for k, v in batch.items() if k != "actor"}
+            pictures += len(np.unique(batch["index"]))
+            arrivals.append((time.perf_counter(), pictures))
             if "actor" in batch:
                 pids.update(int(v) for v in np.unique(batch["actor"]))
-            for name in ("id", "label_name", "predicted_name", "method", "target_name", "error"):
-                columns[name] = columns[name].astype(object)
-            work.on_rows(columns)
-        steady = (
-            (pictures - first_pictures) / (last_at - first_at) if first_at and last_at and last_at > first_at else None
-        )
+            wire = {k: v for k, v in batch.items() if k != "actor"}
+            work.on_rows(from_wire(wire, work.dataset, work.labels, work.model.class_names, work.job.settings))
+        steady = steady_rate(arrivals)
         return {
-            "ray_first_rows_seconds": round(first_at - started, 3) if first_at else None,
+            "ray_first_rows_seconds": round(arrivals[0][0] - started, 3) if arrivals else None,
             "ray_steady_pictures_per_second": round(steady, 2) if steady else None,
             "actors": count,
             "actor_processes": len(pids),

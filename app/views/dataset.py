@@ -328,6 +328,12 @@ if labels_how == "position":
 c = confusion(p)
 per_class = per_class_accuracy(p)
 known = int(p.labelled.sum())
+if known < len(p.indices):
+    missing = sorted({ds.label_name(int(i)) for i in p.indices[~p.labelled]} - {""})
+    st.caption(
+        f"{len(p.indices) - known:,} pictures are left out of the accuracy: their classes are not the model's"
+        + (f" ({', '.join(missing[:8])})." if missing else ".")
+    )
 left, right = st.columns([1, 2], gap="large")
 with left:
     st.metric("Accuracy", f"{p.accuracy:.2%}", help=f"Over {known:,} labelled pictures.", border=True)
