@@ -16,26 +16,10 @@ import json
 import sys
 from pathlib import Path
 
+from interpret.__main__ import comma_list, method_params
+
 NAME = "batch"
 HELP = "explain a whole dataset (local or Ray) -> results.parquet + summary.json"
-
-
-def _list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def method_params(pairs: list[str]) -> dict[str, dict[str, object]]:
-    """``["occlusion.patch=4", ...]`` -> ``{"occlusion": {"patch": 4}}`` (values read as JSON where they can be)."""
-    from interpret.__main__ import parse_param
-
-    out: dict[str, dict[str, object]] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        method, dot, name = key.partition(".")
-        if not (sep and dot and method and name):
-            raise argparse.ArgumentTypeError(f"--param expects METHOD.NAME=VALUE, got {pair!r}")
-        out.setdefault(method, {}).update([parse_param(f"{name}={value}")])
-    return out
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,8 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preprocessing", default="0..1", help="input scaling of a .keras file: 0..1, -1..1 or 0..255")
     p.add_argument("--weights", default="imagenet", help="zoo weights: imagenet, or none for random weights")
     p.add_argument("--data", required=True, help="fashion-mnist-test, or a folder / .zip with one sub-folder per class")
-    p.add_argument("--methods", type=_list, default=["gradcam"], help="comma-separated methods (default gradcam)")
-    p.add_argument("--metrics", type=_list, default=[], help="comma-separated: deletion, insertion")
+    p.add_argument("--methods", type=comma_list, default=["gradcam"], help="comma-separated methods (default gradcam)")
+    p.add_argument("--metrics", type=comma_list, default=[], help="comma-separated: deletion, insertion")
     p.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default 20)")
     p.add_argument("--target", choices=("predicted", "label"), default="predicted", help="class each map explains")
     p.add_argument("--layer", help="conv layer for CAM methods (default: the last one)")

@@ -22,6 +22,23 @@ def parse_param(text: str) -> tuple[str, object]:
         return name, value
 
 
+def comma_list(text: str) -> list[str]:
+    """``"gradcam, occlusion"`` -> ``["gradcam", "occlusion"]``."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def method_params(pairs: list[str]) -> dict[str, dict[str, object]]:
+    """``--param METHOD.NAME=VALUE`` lists: ``["occlusion.patch=4", ...]`` -> ``{"occlusion": {"patch": 4}}`` (values read as JSON where they can be)."""
+    out: dict[str, dict[str, object]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        method, dot, name = key.partition(".")
+        if not (sep and dot and method and name):
+            raise argparse.ArgumentTypeError(f"--param expects METHOD.NAME=VALUE, got {pair!r}")
+        out.setdefault(method, {}).update([parse_param(f"{name}={value}")])
+    return out
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m interpret") -> int:
     from interpret import METHODS
 

@@ -17,25 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from interpret.__main__ import comma_list, method_params
+
 PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def _list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def method_params(pairs: list[str]) -> dict[str, dict[str, object]]:
-    """``["occlusion.patch=4", ...]`` -> ``{"occlusion": {"patch": 4}}`` (values read as JSON where they can be)."""
-    from interpret.__main__ import parse_param
-
-    out: dict[str, dict[str, object]] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        method, dot, name = key.partition(".")
-        if not (sep and dot and method and name):
-            raise argparse.ArgumentTypeError(f"--param expects METHOD.NAME=VALUE, got {pair!r}")
-        out.setdefault(method, {}).update([parse_param(f"{name}={value}")])
-    return out
 
 
 def pictures(args: argparse.Namespace, input_shape: tuple[int, int, int]):
@@ -122,11 +106,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m interpret.evaluat
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--labels", action="store_true", help="explain the labelled class (default: top-1)")
     parser.add_argument(
-        "--methods", type=_list, default=None, help=f"comma-separated (default: all): {','.join(all_methods())}"
+        "--methods", type=comma_list, default=None, help=f"comma-separated (default: all): {','.join(all_methods())}"
     )
     parser.add_argument(
         "--metrics",
-        type=_list,
+        type=comma_list,
         default=["deletion", "insertion", "average_drop", "mufidelity"],
         help=f"comma-separated: {','.join(METRICS)}",
     )
