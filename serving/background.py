@@ -57,6 +57,7 @@ import numpy as np
 
 from models.training import TrainConfig, TrainEvent
 from serving.jobs import ServerBusy
+from serving.worker import rss_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1_000_000
@@ -156,17 +157,6 @@ class JobView:
     @property
     def elapsed_s(self) -> float:
         return (self.ended or time.time()) - self.started
-
-
-def _rss_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 class TrainingJob:
@@ -298,7 +288,7 @@ class TrainingJob:
         hard = self.limits.time_limit_s + self.limits.grace_s
         while self.proc.poll() is None:
             elapsed = time.time() - self.started
-            rss = _rss_bytes(self.proc.pid)
+            rss = rss_bytes(self.proc.pid)
             if rss > self.limits.max_rss_bytes:
                 self._kill(
                     f"Training was stopped: it used {rss / MB:.0f} MB of memory, more than the server allows "

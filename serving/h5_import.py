@@ -30,8 +30,7 @@ from models.errors import ModelLoadError, UnsafeModelError
 from models.legacy_h5 import check_h5_file, is_h5
 from models.safety import Limits
 from models.teachable import LABELS_FILE, MODEL_FILE, TEACHABLE_PREPROCESSING, parse_labels, unpack_project
-from serving.background import _rss_bytes
-from serving.worker import WorkerLimits
+from serving.worker import WorkerLimits, rss_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +64,7 @@ def _convert(src: Path, dst: Path, limits: WorkerLimits) -> None:
         deadline = time.monotonic() + limits.load_timeout_s
         why = ""
         while proc.poll() is None:
-            if _rss_bytes(proc.pid) > limits.max_rss_bytes:
+            if rss_bytes(proc.pid) > limits.max_rss_bytes:
                 why = f"it used more than {limits.max_rss_bytes / 1e6:.0f} MB of memory (CNN_LENS_WORKER_MAX_RSS_MB)"
             elif time.monotonic() > deadline:
                 why = f"it took longer than {limits.load_timeout_s:.0f} s (CNN_LENS_WORKER_LOAD_TIMEOUT_S)"

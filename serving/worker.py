@@ -225,7 +225,8 @@ def worker_main() -> None:
 # The server side.
 
 
-def _rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int) -> int:
+    """The resident memory of a process, in bytes (0 once it is gone)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -317,7 +318,7 @@ class Worker:
 
     def _check_limits(self, deadline: float, what: str) -> float:
         """Kill the worker if it is over its memory or time limit; else the seconds left."""
-        rss = _rss_bytes(self.pid)
+        rss = rss_bytes(self.pid)
         self.peak_rss = max(self.peak_rss, rss)
         if rss > self.limits.max_rss_bytes:
             self.kill()

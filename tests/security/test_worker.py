@@ -274,7 +274,7 @@ def _assert_same(a, b, where: str) -> None:
 
 def test_many_uploads_in_a_row_keep_workers_files_and_memory_bounded(tmp_path: Path) -> None:
     """One worker serves upload after upload (each replaces the last) and is replaced every 4 models."""
-    from serving.worker import _rss_bytes
+    from serving.worker import rss_bytes
 
     folder = tmp_path / "uploads"
     pool = WorkerPool(max_workers=1, max_models=3, max_loads=4, folder=folder)
@@ -286,7 +286,7 @@ def test_many_uploads_in_a_row_keep_workers_files_and_memory_bounded(tmp_path: P
             assert {name for _, name, _ in top} == {f"a{i}", f"b{i}"}
             assert len(pool.live_workers()) == 1 and len(pool.models()) <= 3
             assert len(list(folder.iterdir())) <= 3
-            rss.append(_rss_bytes(pool.live_workers()[0].pid))
+            rss.append(rss_bytes(pool.live_workers()[0].pid))
         assert pool.started == 3  # 10 models, at most 4 per worker process
         assert max(rss) < rss[0] + 300_000_000
     finally:
