@@ -18,7 +18,7 @@ from interpret.batch import explain_pictures, predict_pixels
 from interpret.compare import compare, default_targets
 from interpret.feature_visualization import maximize_activation, target_units
 from interpret.filters import filter_bank, filter_layers
-from interpret.metrics import evaluate_picture, sanity_check
+from interpret.metrics import deletion_insertion_maps, evaluate_picture, sanity_check
 from interpret.model_summary import model_summary
 from interpret.receptive_field import layer_receptive_field, receptive_field_table
 from interpret.top_patches import top_patches
@@ -46,6 +46,7 @@ for _fn in (
     explain_pictures,
     compare,
     default_targets,
+    deletion_insertion_maps,
     evaluate_picture,
     feature_maps,
     filter_bank,

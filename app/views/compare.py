@@ -8,6 +8,7 @@ import streamlit as st
 from app import sidebar, widgets
 from interpret import METHODS, Cancelled, render
 from interpret.compare import CompareGrid, compare, default_targets, grid_zip
+from interpret.metrics import deletion_insertion_maps
 from models import ModelHandle
 from serving import compute, superseding
 
@@ -47,6 +48,40 @@ def grid_of(
     )
     bar.empty()
     return result
+
+
+@st.cache_data(max_entries=8, ttl="1h", show_spinner=False)
+def aucs_of(
+    model_key: str, image_key: str, grid_key: tuple, _model, _image, _grid: CompareGrid, _cancel
+) -> dict[tuple[str, int], tuple[float, float]]:
+    """(deletion AUC, insertion AUC) of every panel, each for its own class, from one batched stream."""
+    bar = st.progress(0.0, text="Deleting and inserting pixels...")
+    progress = superseding.progress_for(lambda f, msg: bar.progress(f, text=msg), _cancel)
+    curves = compute.run(
+        _model,
+        deletion_insertion_maps,
+        image=_image,
+        heatmaps=[p.heatmap for p in _grid.panels],
+        targets=[p.target for p in _grid.panels],
+        progress=progress,
+    )
+    bar.empty()
+    return {(p.method, p.target): (d.auc, i.auc) for p, (d, i) in zip(_grid.panels, curves, strict=True)}
+
+
+def best_per_class(aucs: dict[tuple[str, int], tuple[float, float]]) -> dict[int, tuple[float, float]]:
+    """For each class: the lowest deletion AUC and the highest insertion AUC among the methods."""
+    best: dict[int, tuple[float, float]] = {}
+    for (_, t), (d, i) in aucs.items():
+        low, high = best.get(t, (float("inf"), float("-inf")))
+        best[t] = (min(low, d), max(high, i))
+    return best
+
+
+def auc_caption(d: float, i: float, best: tuple[float, float]) -> str:
+    """The numbers under a panel; ★ where the panel is the best of its class."""
+    mark_d, mark_i = (" ★" if d == best[0] else ""), (" ★" if i == best[1] else "")
+    return f"deletion AUC {d:.3f}{mark_d} ↓ · insertion AUC {i:.3f}{mark_i} ↑"
 
 
 # ---------------------------------------------------------------- the page
@@ -92,29 +127,33 @@ with st.expander("What to compare", expanded=True):
             with st.popover(f"{METHODS[name].title} parameters"):
                 params[name] = widgets.method_params(METHODS[name], "compare")
     alpha, cmap = widgets.overlay_controls("compare")
+    show_aucs = st.toggle(
+        "Deletion and insertion AUCs under each panel",
+        key="compare:aucs",
+        help="How faithful each map is to the model: its top pixels are removed (deletion) or kept (insertion) "
+        "and the class's probability is followed. Takes 42 forward passes per panel.",
+    )
 
 if not methods or not targets:
     st.info("Choose at least one method and one class.")
     st.stop()
 
 cancel = superseding.supersede(st.session_state, "compare:job")
+grid_key = (
+    tuple(methods),
+    tuple(targets),
+    layer,
+    tuple((name, tuple(sorted(p.items()))) for name, p in params.items()),
+)
 try:
-    grid = grid_of(
-        choice.model_key,
-        choice.image_key,
-        tuple(methods),
-        tuple(targets),
-        layer,
-        tuple((name, tuple(sorted(p.items()))) for name, p in params.items()),
-        m,
-        image,
-        cancel,
-    )
+    grid = grid_of(choice.model_key, choice.image_key, *grid_key, m, image, cancel)
+    aucs = aucs_of(choice.model_key, choice.image_key, grid_key, m, image, grid, cancel) if show_aucs else {}
 except Cancelled:
     st.stop()
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
+best = best_per_class(aucs)
 
 shared = scaling == SHARED
 scales = render.panel_scales(grid, shared)
@@ -134,6 +173,15 @@ for method in grid.methods:
         col.image(
             render.encode(picture, fmt), caption=f"{p.title}: {p.target_name}", width="stretch", output_format=fmt
         )
+        if (method, t) in aucs:
+            col.caption(auc_caption(*aucs[(method, t)], best[t]))
+if aucs:
+    st.caption(
+        "Deletion AUC: the class's probability as the map's strongest pixels are blacked out, 5% at a time; a "
+        "faithful map makes it fall fast, so lower is better. Insertion AUC: the probability as those pixels are "
+        "put back onto a blurred picture; higher is better (Petsiuk et al. 2018, RISE). ★ marks the best of each "
+        "class. The Evaluate page draws the curves, with a random and an edge map to beat."
+    )
 st.caption(
     "Signed maps (e.g. occlusion) use a red-blue scale: red supports the class, blue speaks against it. "
     "Shared colour scale: one scale for the classes of each method, so their strengths compare; methods keep "

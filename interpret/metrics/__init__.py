@@ -40,7 +40,7 @@ from __future__ import annotations
 from interpret.metrics.average_drop import ConfidenceChange, average_drop
 from interpret.metrics.baselines import BASELINES, baseline_map, edge_map, random_map
 from interpret.metrics.columns import COLUMNS, DEFAULT_METRICS, METRICS, Column
-from interpret.metrics.deletion_insertion import Curve, deletion, deletion_insertion, insertion
+from interpret.metrics.deletion_insertion import Curve, deletion, deletion_insertion, deletion_insertion_maps, insertion
 from interpret.metrics.evaluation import (
     Evaluation,
     PictureEvaluation,
@@ -73,6 +73,7 @@ __all__ = [
     "baseline_map",
     "deletion",
     "deletion_insertion",
+    "deletion_insertion_maps",
     "edge_map",
     "evaluate",
     "evaluate_picture",

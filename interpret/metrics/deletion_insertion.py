@@ -20,7 +20,7 @@ the model in batches at the handle's best batch size (:mod:`interpret.metrics.pe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,3 +178,43 @@ def deletion_insertion(
     rows.append(add_curve(plan, heatmap, "insertion", steps, insertion_substrate))
     logits = plan.run(m, batch_size, progress, message="deletion and insertion curves")
     return rows[0].curve(m, logits, t, score), rows[1].curve(m, logits, t, score)
+
+
+def deletion_insertion_maps(
+    m: ModelHandle,
+    image: np.ndarray,
+    heatmaps: Sequence[np.ndarray],
+    targets: Sequence[int | str | None],
+    steps: int = 20,
+    deletion_substrate: str = "zero",
+    insertion_substrate: str = "blur",
+    score: str = "probability",
+    blur_sigma: float | None = None,
+    batch_size: int | None = None,
+    progress: Callable[[float, str], None] | Progress | None = None,
+) -> list[tuple[Curve, Curve]]:
+    """Both curves for each of several maps of one picture, map ``i`` following class ``targets[i]``.
+
+    One stream of ``len(heatmaps) * 2 * (steps + 1)`` copies, in full batches (the Compare
+    page's row of AUCs: every panel of the grid at once).
+    """
+    if len(heatmaps) != len(targets):
+        raise ValueError(f"{len(heatmaps)} heatmaps but {len(targets)} targets: give one target per map.")
+    if not len(heatmaps):
+        return []
+    check_score(score)
+    progress = progress if isinstance(progress, Progress) else Progress(progress)
+    pixels = picture_pixels(image)
+    classes = [resolve_target(m, pixels, t) for t in targets]
+    plan = Plan(pixels, blur_sigma)
+    rows = [
+        (
+            add_curve(plan, heat, "deletion", steps, deletion_substrate),
+            add_curve(plan, heat, "insertion", steps, insertion_substrate),
+        )
+        for heat in heatmaps
+    ]
+    logits = plan.run(m, batch_size, progress, message=f"deletion and insertion curves of {len(heatmaps)} maps")
+    return [
+        (d.curve(m, logits, t, score), i.curve(m, logits, t, score)) for (d, i), t in zip(rows, classes, strict=True)
+    ]

@@ -65,6 +65,46 @@ def check_compare(at, source: str) -> None:
     at.multiselect(key="compare:methods").set_value(["gradcam", "saliency"]).run()
     ok(at)
     assert len(at.main.get("image")) == 2 * 3
+    assert not auc_captions(at)  # the row of AUCs is optional, off by default
+    at.toggle(key="compare:aucs").set_value(True).run()
+    ok(at)
+    rows = auc_captions(at)
+    assert len(rows) == 2 * 2  # one under each panel
+    for kind in ("deletion", "insertion"):  # the best of each class is starred, once per class at least
+        assert sum(f"{kind} AUC" in r and r.split(f"{kind} AUC ")[1].split(" ")[1] == "★" for r in rows) >= 2
+    at.toggle(key="compare:aucs").set_value(False).run()
+
+
+def auc_captions(at) -> list[str]:
+    return [c.value for c in at.caption if c.value.startswith("deletion AUC")]
+
+
+def test_compare_aucs_equal_the_metrics_library(app_test):
+    """The numbers under each panel are deletion and insertion of that panel's map, computed here independently."""
+    from app import gallery
+    from interpret import explain
+    from interpret.metrics import deletion, insertion
+    from models import load
+
+    at = app_test()
+    at.run()
+    at.switch_page("views/compare.py").run()
+    at.multiselect(key="compare:methods").set_value(["gradcam", "occlusion"]).run()
+    targets = next(w for w in at.multiselect if w.key.startswith("compare:targets:")).value
+    at.toggle(key="compare:aucs").set_value(True).run()
+    ok(at)
+    shown = auc_captions(at)
+    m = load("fashion-mnist-cnn")
+    image, _ = gallery.load_sample(gallery.samples_for(1)[0])
+    expected = []
+    for method in ("gradcam", "occlusion"):
+        for t in targets:
+            heat = explain(m, image, method, target=t).heatmap
+            d, i = deletion(m, image, heat, target=t).auc, insertion(m, image, heat, target=t).auc
+            expected.append(f"deletion AUC {d:.3f}")
+            expected.append(f"insertion AUC {i:.3f}")
+    numbers = [w for row in shown for w in row.replace(" ★", "").replace(" ↓", "").replace(" ↑", "").split(" · ")]
+    assert numbers == expected
 
 
 def check_filters(at, source: str) -> None:

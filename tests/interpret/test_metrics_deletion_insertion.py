@@ -10,7 +10,7 @@ import pytest
 
 from interpret import Cancelled, Progress
 from interpret.batching import resolve_batch_size
-from interpret.metrics import deletion, deletion_insertion, insertion
+from interpret.metrics import deletion, deletion_insertion, deletion_insertion_maps, insertion
 from interpret.metrics import perturb as perturb_module
 from interpret.metrics.deletion_insertion import auc, step_counts
 from interpret.metrics.perturb import pixel_ranks, substrate_of
@@ -179,3 +179,20 @@ def test_both_curves_from_one_stream_equal_the_separate_ones(tiny, handle_of, rn
     d, i = deletion_insertion(m, picture, heat, target=2, steps=8)
     np.testing.assert_allclose(d.scores, deletion(m, picture, heat, target=2, steps=8).scores, atol=1e-6)
     np.testing.assert_allclose(i.scores, insertion(m, picture, heat, target=2, steps=8).scores, atol=1e-6)
+
+
+def test_many_maps_each_with_its_own_class_in_one_stream(tiny, handle_of, rng, monkeypatch):
+    m = handle_of(tiny.conv_softmax())
+    picture = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    heats, targets = [rng.random((12, 12)) for _ in range(3)], [0, 2, 1]
+    seen = spy_on_streams(monkeypatch)
+    curves = deletion_insertion_maps(m, picture, heats, targets, steps=6)
+    assert seen == [(3 * 2 * 7, None)]  # one stream for every copy of every map
+    assert len(curves) == 3
+    for (d, i), heat, t in zip(curves, heats, targets, strict=True):
+        assert d.target == i.target == t
+        np.testing.assert_allclose(d.scores, deletion(m, picture, heat, target=t, steps=6).scores, atol=1e-6)
+        np.testing.assert_allclose(i.scores, insertion(m, picture, heat, target=t, steps=6).scores, atol=1e-6)
+    assert deletion_insertion_maps(m, picture, [], []) == []
+    with pytest.raises(ValueError, match="one target per map"):
+        deletion_insertion_maps(m, picture, heats, [0])
