@@ -6,30 +6,22 @@ six pool5 units"); Zeiler & Fergus (2014), arXiv:1311.2901, Fig. 2.
 
 For each picture, the channel's map is searched for its largest value; the patch shown is
 that unit's receptive field in the picture as the model saw it (resized to the model's input).
+The search over many pictures is :mod:`interpret.activation_index` (every channel in one pass),
+so a page that has the index cuts the patches of any channel without a second pass.
 """
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import numpy as np
 
-from interpret.activations import layer_activations
-from interpret.images import read_image
+from interpret.activation_index import ActivationIndex, index_activations
 from interpret.progress import Progress
-from interpret.receptive_field import field_box, layer_receptive_field
-from models.datasets import open_zip, read_zip_entry, zip_pictures
+from interpret.receptive_field import Field, field_box, layer_receptive_field
+from models.datasets import Dataset, from_pictures
 from models.handle import ModelHandle
-from models.preprocessing import match_channels, resize_batch, to_pixels
 
-MAX_ZIP_BYTES = 50_000_000
-MAX_ZIP_ENTRIES = 500
-MAX_ENTRY_BYTES = 20_000_000
-MAX_UNCOMPRESSED_BYTES = 200_000_000
-MAX_RATIO = 100
-ZIP_PICTURE_SIDE = 1024  # pictures from a zip are read scaled down to cover this (patches are far smaller)
 PAD_VALUE = 128
 
 
@@ -41,13 +33,6 @@ class Patch:
     position: tuple[int, int]  # (row, column) in the activation map
     box: tuple[int, int, int, int]  # top, left, bottom, right in model-input pixels (may reach outside)
     pixels: np.ndarray  # uint8 (size, size, C): the receptive field, grey where it leaves the picture
-
-
-def model_pixels(m: ModelHandle, images: np.ndarray) -> np.ndarray:
-    """Pictures as the model sees them before scaling: uint8 (N, H, W, C) at the input size."""
-    h, w, c = m.input_shape
-    resized = resize_batch(match_channels(to_pixels(images), c), h, w)
-    return np.clip(np.round(resized), 0, 255).astype(np.uint8)
 
 
 def crop(picture: np.ndarray, box: tuple[int, int, int, int], pad: int = PAD_VALUE) -> np.ndarray:
@@ -74,58 +59,42 @@ def top_patches(
     """The ``k`` pictures whose largest activation of ``layer``/``channel`` is highest, cropped at its receptive field."""
     if len(images) == 0:
         raise ValueError("No pictures to search; add some pictures first.")
-    progress = progress if isinstance(progress, Progress) else Progress(progress)
-    pixels = np.concatenate([model_pixels(m, img) for img in images], axis=0)
-    labels = list(labels) if labels is not None else [f"picture {i + 1}" for i in range(len(pixels))]
-    rf = layer_receptive_field(m, layer)
-    best: list[tuple[float, int, tuple[int, int]]] = []
-    for start in range(0, len(pixels), batch_size):
-        progress(start / len(pixels), f"Activations of {layer}: {start}/{len(pixels)} pictures")
-        batch = pixels[start : start + batch_size]
-        acts = layer_activations(m, m.preprocessing(batch.astype(np.float32)), layer, prepared=True)
-        if not 0 <= channel < acts.shape[-1]:
-            raise ValueError(f"Channel {channel} does not exist: {layer} has channels 0..{acts.shape[-1] - 1}.")
-        maps = acts[..., channel]
-        for i, a in enumerate(maps):
-            pos = np.unravel_index(int(np.argmax(a)), a.shape)
-            best.append((float(a[pos]), start + i, (int(pos[0]), int(pos[1]))))
-    progress(1.0, "Cropping the patches")
-    best.sort(key=lambda t: (-t[0], t[1]))
+    ids = list(labels) if labels is not None else [f"picture {i + 1}" for i in range(len(images))]
+    dataset = from_pictures(list(images), ids=ids)
+    index = index_activations(m, dataset, layer, batch_size=batch_size, progress=progress)
+    return patches_of(index, dataset, m.input_shape, layer_receptive_field(m, layer), channel, k)
+
+
+def patches_of(
+    index: ActivationIndex,
+    dataset: Dataset,
+    input_shape: tuple[int, int, int],
+    field: Field,
+    channel: int,
+    k: int = 9,
+) -> list[Patch]:
+    """The ``k`` strongest pictures of ``channel`` in the index, each cut at the receptive field of its peak unit."""
     out = []
-    for value, idx, pos in best[:k]:
-        (top, bottom), (left, right) = field_box(rf, pos)
+    for pos in index.strongest(channel, k, by="peak"):
+        i = int(index.indices[pos])
+        where = (int(index.rows[pos, channel]), int(index.cols[pos, channel]))
+        (top, bottom), (left, right) = field_box(field, where)
         box = (top, left, bottom, right)
-        out.append(Patch(idx, labels[idx], value, pos, box, crop(pixels[idx], box)))
+        out.append(
+            Patch(
+                i,
+                picture_label(dataset, i),
+                float(index.peaks[pos, channel]),
+                where,
+                box,
+                crop(dataset.model_pixels(i, input_shape), box),
+            )
+        )
     return out
 
 
-def images_from_zip(
-    data: bytes,
-    max_entries: int = MAX_ZIP_ENTRIES,
-    max_entry_bytes: int = MAX_ENTRY_BYTES,
-    max_total_bytes: int = MAX_UNCOMPRESSED_BYTES,
-    needed: tuple[int, int] | None = (ZIP_PICTURE_SIDE, ZIP_PICTURE_SIDE),
-) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """Pictures from a zip: (images, their names, messages about the entries that were skipped).
-
-    The archive checks are those of ``models.datasets`` (picture suffixes only, no traversal,
-    absolute paths, links or encrypted entries, size and ratio caps); each picture goes
-    through ``read_image``, scaled down as it is decoded to cover ``needed`` (the patches are
-    cut from the model's input, far smaller), so 30 pictures of 40 MP never sit in memory at
-    full size. Directories and hidden files are ignored. Raises ``ValueError`` when the
-    archive itself is unusable or holds no readable picture.
-    """
-    with open_zip(data, MAX_ZIP_BYTES) as archive:
-        infos, problems = zip_pictures(archive, max_entries, max_entry_bytes, max_total_bytes, MAX_RATIO)
-        images, names = [], []
-        for info in infos:
-            try:
-                raw = read_zip_entry(archive, info, max_entry_bytes)
-                images.append(read_image(raw, needed=needed, label="it"))
-                names.append(PurePosixPath(info.filename).name)
-            except (ValueError, zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
-                problems.append(f"{info.filename}: skipped, {exc}")
-    if not images:
-        detail = " " + " ".join(problems[:3]) if problems else ""
-        raise ValueError("The zip holds no readable picture." + detail)
-    return images, names, problems
+def picture_label(dataset: Dataset, i: int) -> str:
+    """ "Coat 00017" for a bundled picture, "cat 1.png" from a zip, the name given for pictures in memory."""
+    name = dataset.ids[i].rsplit("/", 1)[-1]
+    cls = dataset.label_name(i)
+    return f"{cls} {name}" if cls else name

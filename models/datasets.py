@@ -205,6 +205,21 @@ class _Arrays(_Source):
         return encode_png(self.images[index])
 
 
+class _Pictures(_Source):
+    """Pictures of different sizes already in memory (the app's samples, a notebook's list)."""
+
+    def __init__(self, pictures: list[np.ndarray]) -> None:
+        self.pictures = pictures
+
+    def read(self, index: int, needed: tuple[int, int] | None) -> np.ndarray:
+        return self.pictures[index]
+
+    def raw(self, index: int) -> bytes:
+        from models.images import encode_png
+
+        return encode_png(self.pictures[index])
+
+
 class _Files(_Source):
     def __init__(self, paths: list[Path]) -> None:
         self.paths = paths
@@ -255,7 +270,7 @@ class Dataset:
     class_names: list[str]
     labels: np.ndarray  # int64 (N,): an index into class_names, -1 when unlabeled
     ids: list[str]  # each picture's name: its path inside the folder or zip, or "<dataset>/<index>"
-    kind: str  # "bundled" | "folder" | "zip"
+    kind: str  # "bundled" | "folder" | "zip" | "pictures"
     listing_problems: list[str] = field(default_factory=list)  # entries skipped when the dataset was listed
     _source: _Source = field(default=None, repr=False)  # type: ignore[assignment]
     _bad: dict[int, str] = field(default_factory=dict, repr=False)  # pictures found damaged when read
@@ -366,6 +381,8 @@ def _subset(ds: Dataset, n: int) -> Dataset:
     source = ds._source
     if isinstance(source, _Arrays):
         source = _Arrays(source.images[:n])
+    elif isinstance(source, _Pictures):
+        source = _Pictures(source.pictures[:n])
     elif isinstance(source, _Files):
         source = _Files(source.paths[:n])
     elif isinstance(source, _ZipEntries):
@@ -513,6 +530,26 @@ def _bundled(name: str, limit: int | None) -> Dataset:
     return Dataset(name, classes, labels.astype(np.int64), ids, "bundled", [], _Arrays(images))
 
 
+def from_pictures(
+    pictures: Sequence[np.ndarray],
+    ids: Sequence[str] | None = None,
+    name: str = "pictures",
+    class_names: Sequence[str] = (),
+    labels: Sequence[int] | None = None,
+) -> Dataset:
+    """A dataset of pictures already in memory (uint8 or 0..1 float, grey or colour, any sizes), unlabeled by default."""
+    if not len(pictures):
+        raise DatasetError("No pictures: give at least one.")
+    kept = [np.clip(np.round(to_pixels(p)[0]), 0, 255).astype(np.uint8) for p in pictures]
+    ids = [f"{name}/{i}" for i in range(len(kept))] if ids is None else [str(i) for i in ids]
+    if len(ids) != len(kept):
+        raise DatasetError(f"{len(kept)} pictures but {len(ids)} names.")
+    labels = np.full(len(kept), -1, np.int64) if labels is None else np.asarray(labels, np.int64)
+    if len(labels) != len(kept):
+        raise DatasetError(f"{len(kept)} pictures but {len(labels)} labels.")
+    return Dataset(name, list(class_names), labels, ids, "pictures", [], _Pictures(kept))
+
+
 def load_dataset(
     source: str | os.PathLike | bytes,
     name: str | None = None,
@@ -550,6 +587,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetLimits",
+    "from_pictures",
     "label_map",
     "load_dataset",
     "model_labels",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from interpret import explain
+from interpret.activation_index import channel_maps, channel_peaks
 from interpret.activations import feature_maps
 from interpret.batch import explain_pictures, predict_pixels
 from interpret.compare import compare, default_targets
@@ -42,6 +43,8 @@ def task(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 for _fn in (
+    channel_maps,
+    channel_peaks,
     explain,
     explain_pictures,
     compare,

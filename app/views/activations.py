@@ -7,15 +7,20 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import sidebar, widgets
-from interpret import render
+from app import activation_search, dataset_picker, sidebar, widgets
+from interpret import Cancelled, render
+from interpret.activation_index import RANKINGS, ActivationIndex, channel_maps
 from interpret.activations import FIRST_LAYER_NOTE, FeatureMaps, channel_order, feature_maps
 from interpret.filters import mosaic, normalize_each
 from interpret.receptive_field import LayerField, receptive_field_table
+from interpret.top_patches import picture_label
 from models import ModelHandle
-from serving import compute
+from models.datasets import Dataset
+from serving import compute, superseding
 
 MAX_MAPS = 256
+THUMB = 112  # pixels: the side of a strongest picture
+STRONGEST_COLUMNS = 6
 
 
 @st.cache_data(max_entries=32, ttl="1h", show_spinner="Computing the activation maps...")
@@ -26,6 +31,45 @@ def maps_of(model_key: str, image_key: str, layer: str, _model: ModelHandle, _im
 @st.cache_data(max_entries=16, show_spinner="Computing the receptive fields...")
 def field_table(model_key: str, _model: ModelHandle) -> list[LayerField]:
     return compute.run(_model, receptive_field_table)
+
+
+@st.cache_data(max_entries=32, ttl="1h", show_spinner=False)
+def maps_of_pictures(
+    model_key: str, dataset_key: str, layer: str, channel: int, indices: tuple, _model: ModelHandle, _ds: Dataset
+) -> np.ndarray:
+    """The channel's maps for the few pictures shown."""
+    pixels = np.stack([_ds.model_pixels(i, _model.input_shape) for i in indices])
+    return compute.run(_model, channel_maps, pixels=pixels, layer=layer, channel=channel)
+
+
+def open_in_explain(ds: Dataset, index: int) -> None:
+    sidebar.open_picture(ds.raw(index), ds.ids[index])
+
+
+def strongest_pictures(
+    m: ModelHandle,
+    model_key: str,
+    chosen: dataset_picker.Chosen,
+    index: ActivationIndex,
+    channel: int,
+    k: int,
+    by: str,
+    cmap: str,
+) -> None:
+    """A gallery of the pictures where the channel is strongest, each with its map over it."""
+    ds = chosen.dataset
+    positions = index.strongest(channel, k, by=by)
+    indices = tuple(int(index.indices[p]) for p in positions)
+    maps = maps_of_pictures(model_key, chosen.key, index.layer, channel, indices, m, ds)
+    values = index.peaks if by == "peak" else index.means
+    columns = st.columns(STRONGEST_COLUMNS)
+    for n, (pos, i) in enumerate(zip(positions, indices, strict=True)):
+        with columns[n % STRONGEST_COLUMNS]:
+            shown = render.fit(ds.model_pixels(i, m.input_shape), THUMB, THUMB)
+            st.image(render.overlay(shown, maps[n], alpha=0.5, cmap=cmap), width=THUMB)
+            st.caption(f"#{n + 1} {picture_label(ds, i)}: {by} {values[pos, channel]:.3g}")
+            if st.button("Open in Explain", key=f"activations:open:{i}", on_click=open_in_explain, args=(ds, i)):
+                st.switch_page("views/explain.py")
 
 
 def axis_text(values: tuple) -> str:
@@ -140,6 +184,38 @@ blended.image(
     width="stretch",
     output_format=render.display_format(image),
 )
+
+st.subheader("The pictures where this channel is strongest")
+st.caption(
+    "Every channel of the layer is searched over the chosen pictures at once (batched, and kept), so choosing "
+    "another channel shows its pictures at once. Peak: the channel's largest value (one place fires hard); mean: "
+    "its mean over the map (it fires all over)."
+)
+picndata, picnrank = st.columns([2, 1])
+with picndata:
+    chosen = dataset_picker.choose("activations", channels=m.input_shape[2])
+with picnrank:
+    by = st.radio("Rank by", RANKINGS, key="activations:rank", horizontal=True)
+    k = st.slider("Pictures", 1, 24, 6, key="activations:k")
+    count = int(
+        st.number_input(
+            "Pictures to search",
+            1,
+            len(chosen.dataset),
+            activation_search.default_count(m, len(chosen.dataset)),
+            step=max(1, len(chosen.dataset) // 10),
+            key=f"activations:count:{chosen.key}",
+        )
+    )
+cancel = superseding.supersede(st.session_state, "activations:job")
+try:
+    index = activation_search.index_for(m, choice.model_key, chosen, layer, count, cancel)
+    strongest_pictures(m, choice.model_key, chosen, index, int(channel), k, by, cmap)
+    st.caption(f"Searched {len(index.indices):,} pictures of {chosen.label} in {index.seconds:.1f} s.")
+except Cancelled:
+    st.stop()
+except ValueError as exc:
+    st.error(str(exc))
 
 st.subheader("Receptive field of each layer")
 st.caption(

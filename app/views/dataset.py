@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import sidebar, sources
+from app import dataset_picker, sidebar
+from app.shared_store import SharedStore
 from interpret import METHODS, Cancelled, render
 from interpret.batch import explain_pictures, predict_pixels
 from interpret.error_analysis import (
@@ -25,11 +25,9 @@ from interpret.error_analysis import (
     per_class_accuracy,
 )
 from models import ModelHandle
-from models.datasets import Dataset, DatasetError, load_dataset, model_labels
+from models.datasets import Dataset, model_labels
 from serving import compute, superseding
 
-BUNDLED_DATA = "Fashion-MNIST test set (10,000 pictures)"
-ZIP_DATA = "A zip of my pictures (one folder per class)"
 OTHER = "another class"
 THUMB = 112  # pixels: the side of a gallery picture
 GALLERY_COLUMNS = 6
@@ -38,37 +36,10 @@ STORE_ENTRIES = 16  # predictions kept server-wide (per model, dataset and count
 
 
 # ---------------------------------------------------------------- data and predictions
-@st.cache_resource(show_spinner="Reading the test set...")
-def bundled_dataset() -> Dataset:
-    return load_dataset("fashion-mnist-test")
-
-
-@st.cache_resource(max_entries=4, ttl="1h", show_spinner="Checking the zip...")
-def uploaded_dataset(digest: str, _data: bytes, name: str) -> Dataset:
-    return load_dataset(_data, name=name)
-
-
 @st.cache_resource
-def prediction_store() -> tuple[OrderedDict, threading.Lock]:
+def prediction_store() -> SharedStore:
     """Predictions per (model, dataset, count), shared by every session: coming back to the page is instant."""
-    return OrderedDict(), threading.Lock()
-
-
-def stored(key: tuple) -> Predictions | None:
-    store, lock = prediction_store()
-    with lock:
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-    return None
-
-
-def store_predictions(key: tuple, value: Predictions) -> None:
-    store, lock = prediction_store()
-    with lock:
-        store[key] = value
-        while len(store) > STORE_ENTRIES:
-            store.popitem(last=False)
+    return SharedStore(STORE_ENTRIES)
 
 
 def batch_size_for(m: ModelHandle) -> int:
@@ -223,23 +194,15 @@ st.caption(
 choice = sidebar.require(picture=False)
 m = choice.model
 
-source = st.radio("Dataset", (BUNDLED_DATA, ZIP_DATA), key="dataset:source", horizontal=True)
-try:
-    if source == BUNDLED_DATA:
-        ds, dataset_key = bundled_dataset(), "fashion-mnist-test"
-    else:
-        upload = st.file_uploader(
-            "Zip of pictures: one folder per class (cat/1.jpg, dog/2.png, ...)", type=["zip"], key="dataset:zip"
-        )
-        if upload is None:
-            st.info("Upload a .zip with one folder per class; the folder names are the class names.")
-            st.stop()
-        data = upload.getvalue()
-        dataset_key = sources.digest(data)
-        ds = uploaded_dataset(dataset_key, data, upload.name)
-except DatasetError as exc:
-    st.error(str(exc))
-    st.stop()
+chosen = dataset_picker.choose(
+    "dataset",
+    channels=m.input_shape[2],
+    samples=False,
+    zip_help="one folder per class (cat/1.jpg, dog/2.png, ...); the folder names are the class names",
+    label="Dataset",
+    horizontal=True,
+)
+ds, dataset_key = chosen.dataset, chosen.key
 
 if ds.listing_problems:
     with st.expander(f"{len(ds.listing_problems)} entries of the dataset were skipped"):
@@ -262,7 +225,7 @@ count = int(
 key = (choice.model_key, dataset_key, count)
 stopped_key = "dataset:stopped"
 cancel = superseding.supersede(st.session_state, "dataset:job")
-p = stored(key)
+p = prediction_store().get(key)
 if p is None:
     if st.session_state.get(stopped_key) == key:
         st.info("Predictions were stopped.")
@@ -279,7 +242,7 @@ if p is None:
     except ValueError as exc:  # the server is busy, the model refuses the pictures
         st.error(str(exc))
         st.stop()
-    store_predictions(key, p)
+    prediction_store().put(key, p)
     st.rerun()  # draw the results without the progress bar and the cancel button
 
 labels_how = model_labels(ds, m.class_names)[1] if ds.labeled else "none"

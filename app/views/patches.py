@@ -6,16 +6,14 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from app import gallery, sidebar, sources
+from app import activation_search, dataset_picker, sidebar
 from interpret import Cancelled
 from interpret.feature_visualization import target_units
 from interpret.receptive_field import Field, layer_receptive_field
-from interpret.top_patches import Patch, images_from_zip, top_patches
+from interpret.top_patches import patches_of
 from models import ModelHandle
 from serving import compute, superseding
 
-FROM_SAMPLES = "The bundled sample pictures"
-FROM_ZIP = "A zip of my pictures"
 PATCH_DISPLAY = 128
 
 
@@ -27,31 +25,6 @@ def channels_of(model_key: str, layer: str, _model: ModelHandle) -> int:
 @st.cache_data(max_entries=32, show_spinner=False)
 def field_of(model_key: str, layer: str, _model: ModelHandle) -> Field:
     return compute.run(_model, layer_receptive_field, layer=layer)
-
-
-@st.cache_data(max_entries=8, show_spinner="Reading the zip...")
-def pictures_in_zip(digest: str, _data: bytes) -> tuple[list[np.ndarray], list[str], list[str]]:
-    return images_from_zip(_data)
-
-
-def sample_pictures(channels: int) -> tuple[list[np.ndarray], list[str]]:
-    """Fashion-MNIST samples for grayscale models, scikit-image photos for colour ones."""
-    kind = "fashion: " if channels == 1 else "photo: "
-    entries = [e for e in gallery.samples_for(channels) if e.startswith(kind)]
-    return [gallery.load_sample(e)[0] for e in entries], [e.partition(": ")[2] for e in entries]
-
-
-@st.cache_data(max_entries=16, ttl="1h", show_spinner=False)
-def strongest(
-    model_key: str, pictures_key: str, layer: str, channel: int, k: int, _model, _images, _labels, _cancel
-) -> list[Patch]:
-    bar = st.progress(0.0, text="Searching the pictures...")
-    progress = superseding.progress_for(lambda f, msg: bar.progress(f, text=msg), _cancel)
-    found = compute.run(
-        _model, top_patches, images=_images, layer=layer, channel=channel, k=k, labels=_labels, progress=progress
-    )
-    bar.empty()
-    return found
 
 
 def enlarged(pixels: np.ndarray) -> np.ndarray:
@@ -81,41 +54,39 @@ with settings:
     n_channels = channels_of(choice.model_key, layer, m)
     channel = st.number_input(f"Channel (0..{n_channels - 1})", 0, n_channels - 1, 0, key=f"patches:channel:{layer}")
     k = st.slider("Patches", 1, 24, 8, key="patches:k")
-    source = st.radio("Pictures", (FROM_SAMPLES, FROM_ZIP), key="patches:source")
-    if source == FROM_SAMPLES:
-        images, labels = sample_pictures(m.input_shape[2])
-        pictures_key = f"samples:{m.input_shape[2]}"
-    else:
-        upload = st.file_uploader("Zip of pictures (PNG, JPEG, ...)", type=["zip"], key="patches:zip")
-        if upload is None:
-            st.info("Upload a .zip holding pictures; other files are skipped.")
-            st.stop()
-        data = upload.getvalue()
-        pictures_key = sources.digest(data)
-        try:
-            images, labels, problems = pictures_in_zip(pictures_key, data)
-        except ValueError as exc:
-            st.error(str(exc))
-            st.stop()
-        for problem in problems[:10]:
-            st.warning(problem)
-        if len(problems) > 10:
-            st.warning(f"... and {len(problems) - 10} more entries skipped.")
+    chosen = dataset_picker.choose("patches", channels=m.input_shape[2])
+    ds = chosen.dataset
+    count = int(
+        st.number_input(
+            "Pictures to search",
+            1,
+            len(ds),
+            activation_search.default_count(m, len(ds)),
+            step=max(1, len(ds) // 10),
+            key=f"patches:count:{chosen.key}",
+            help="Every channel of the layer is searched at once, so another channel needs no new search.",
+        )
+    )
     rf = field_of(choice.model_key, layer, m)
     st.caption(
-        f"{len(images)} pictures. A unit of {layer} sees "
+        f"{count:,} of {len(ds):,} pictures. A unit of {layer} sees "
         + ("the whole input." if rf.covers_input else f"{rf.size[0]:g}x{rf.size[1]:g} input pixels.")
     )
 
 cancel = superseding.supersede(st.session_state, "patches:job")
 with view:
     try:
-        patches = strongest(choice.model_key, pictures_key, layer, int(channel), k, m, images, labels, cancel)
+        index = activation_search.index_for(m, choice.model_key, chosen, layer, count, cancel)
+        patches = patches_of(index, ds, m.input_shape, rf, int(channel), k)
     except Cancelled:
         st.stop()
     except ValueError as exc:
         st.error(str(exc))
         st.stop()
+    problems = ds.problems
+    if problems:
+        with st.expander(f"{len(problems)} entries were skipped"):
+            st.text("\n".join(problems[:200]))
     columns = st.columns(min(4, max(1, len(patches))))
     for i, p in enumerate(patches):
         columns[i % len(columns)].image(
@@ -124,3 +95,4 @@ with view:
             width="stretch",
             clamp=True,
         )
+    st.caption(f"Searched {len(index.indices):,} pictures of {chosen.label} in {index.seconds:.1f} s.")

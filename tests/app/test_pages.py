@@ -144,6 +144,21 @@ def check_activations(at, source: str) -> None:
     layer.set_value(layer.options[-1]).run()
     ok(at)
     assert images_with(at, layer.options[-1])
+    # the strongest pictures of the channel, among the sample pictures by default, strongest first
+    assert at.radio(key="activations:source").value == "The sample pictures"
+    ranked = strongest_captions(at)
+    assert len(ranked) == 6
+    values = [float(c.rsplit(" ", 1)[1]) for c in ranked]
+    assert values == sorted(values, reverse=True)
+    at.radio(key="activations:rank").set_value("mean").run()
+    ok(at)
+    assert all(": mean " in c for c in strongest_captions(at))
+
+
+def strongest_captions(at) -> list[str]:
+    """The captions of the strongest pictures ("#rank label: peak value"), in rank order."""
+    found = [c.value for c in at.caption if c.value.startswith("#") and (": peak " in c.value or ": mean " in c.value)]
+    return sorted(found, key=lambda c: int(c[1:].split(" ")[0]))
 
 
 def check_patches(at, source: str) -> None:
@@ -152,6 +167,42 @@ def check_patches(at, source: str) -> None:
     ranked = sorted(patches, key=lambda c: int(c[1:].split(" ")[0]))  # captions read "#rank label: value at (r, c)"
     values = [float(c.rsplit(": ", 1)[1].split(" at")[0]) for c in ranked]
     assert values == sorted(values, reverse=True)  # strongest first
+
+
+def test_strongest_pictures_and_patches_search_the_whole_test_set(app_test):
+    """On the bundled test set: the pictures the pages rank first are those an independent pass ranks first."""
+    from interpret.activations import layer_activations
+    from models import load
+    from models.datasets import load_dataset
+
+    m = load("fashion-mnist-cnn")
+    layer, channel, count = "block2_conv2", 3, 2000
+    ds = load_dataset("fashion-mnist-test", limit=count)
+    acts = layer_activations(m, ds._source.images[..., None], layer, batch_size=500)[..., channel]
+    peaks = acts.reshape(count, -1).max(axis=1)
+    expected = [f"{ds.label_name(i)} {i:05d}" for i in np.argsort(-peaks, kind="stable")[:6]]
+
+    at = app_test()
+    at.run()
+    at.switch_page("views/activations.py").run()
+    at.selectbox(key="activations:layer:fashion-mnist-cnn").set_value(layer).run()
+    at.selectbox(key=f"activations:channel:fashion-mnist-cnn:{layer}").set_value(channel).run()
+    at.radio(key="activations:source").set_value("Fashion-MNIST test set (10,000 pictures)").run()
+    at.number_input(key="activations:count:fashion-mnist-test").set_value(count).run()
+    ok(at)
+    shown = strongest_captions(at)
+    assert [c.split(" ", 1)[1].rsplit(":", 1)[0] for c in shown] == expected
+    # Top patches searches the same pictures (the choice is remembered), from the same kept index
+    at.switch_page("views/patches.py").run()
+    assert at.radio(key="patches:source").value == "Fashion-MNIST test set (10,000 pictures)"
+    at.selectbox(key="patches:layer:fashion-mnist-cnn").set_value(layer).run()
+    at.number_input(key=f"patches:channel:{layer}").set_value(channel).run()
+    at.number_input(key="patches:count:fashion-mnist-test").set_value(count).run()
+    ok(at)
+    patches = [c for img in at.main.get("image") for c in img.captions if " at (" in c]
+    ranked = sorted(patches, key=lambda c: int(c[1:].split(" ")[0]))  # the gallery fills columns, not rows
+    assert [c.split(" ", 1)[1].rsplit(":", 1)[0] for c in ranked[:6]] == expected
+    assert any("Searched 2,000 pictures of the Fashion-MNIST test set" in c.value for c in at.caption)
 
 
 def check_feature_visualization(at, source: str) -> None:
@@ -219,11 +270,17 @@ def test_patches_from_an_uploaded_zip_report_bad_entries(app_test):
     ok(at)
     at.file_uploader(key="patches:zip").set_value(("mine.zip", data, "application/zip")).run()
     ok(at)
-    warnings = [w.value for w in at.warning]
-    assert any(w.startswith("readme.txt: skipped, not a picture") for w in warnings)
-    assert any(w.startswith("bad.jpg: skipped") for w in warnings)
+    skipped = "\n".join(t.value for t in at.text)
+    assert "readme.txt: skipped, not a picture" in skipped
+    assert "bad.jpg: skipped" in skipped
     captions = [c for img in at.main.get("image") for c in img.captions if " at (" in c]
     assert len(captions) == 3 and all(c.split(" ")[1].startswith("p") for c in captions)
+    # the zip is remembered: the Activations page offers it without a second upload
+    at.switch_page("views/activations.py").run()
+    ok(at)
+    assert at.radio(key="activations:source").value == "A zip of my pictures"
+    assert any("mine.zip, uploaded earlier" in c.value for c in at.caption)
+    at.switch_page("views/patches.py").run()
     at.file_uploader(key="patches:zip").set_value(("junk.zip", b"no zip here", "application/zip")).run()
     assert not at.exception
     assert any("not a zip file" in e.value for e in at.error)

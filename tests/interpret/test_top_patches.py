@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import keras
 import numpy as np
 import pytest
 
-from interpret.images import encode_png
-from interpret.top_patches import crop, images_from_zip, top_patches
+from interpret.top_patches import crop, top_patches
 
 L = keras.layers
 
@@ -71,44 +67,3 @@ def test_crop_pads_outside_the_picture():
     out = crop(pic, (-1, 2, 2, 5), pad=200)
     assert out.shape == (3, 3, 1)
     assert out[0, 0, 0] == 200 and out[1, 0, 0] == 2 and out[2, 1, 0] == 7 and out[1, 2, 0] == 200
-
-
-def make_zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
-def test_zip_keeps_pictures_and_explains_skipped_entries(rng):
-    good = encode_png(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8))
-    data = make_zip(
-        {
-            "pics/a.png": good,
-            "pics/b.png": encode_png(np.full((5, 5), 7, np.uint8)),
-            "notes.txt": b"hello",
-            "broken.png": b"not a png at all",
-            "__MACOSX/._a.png": b"junk",
-        }
-    )
-    images, names, problems = images_from_zip(data)
-    assert names == ["a.png", "b.png"]
-    assert images[0].shape == (10, 12, 3) and images[1].shape == (5, 5)
-    assert len(problems) == 2
-    assert any(p.startswith("notes.txt: skipped, not a picture") for p in problems)
-    assert any(p.startswith("broken.png: skipped") for p in problems)
-
-
-def test_bad_zips_are_refused_with_a_reason():
-    with pytest.raises(ValueError, match="not a zip file"):
-        images_from_zip(b"plain bytes")
-    with pytest.raises(ValueError, match="no readable picture"):
-        images_from_zip(make_zip({"a.txt": b"x"}))
-    with pytest.raises(ValueError, match="limit is 2"):
-        images_from_zip(make_zip({f"{i}.png": b"x" for i in range(3)}), max_entries=2)
-    bomb = make_zip({"big.png": bytes(5_000_000)})
-    _, _, problems = images_from_zip(make_zip({"ok.png": encode_png(np.zeros((3, 3), np.uint8))}))
-    assert problems == []
-    with pytest.raises(ValueError, match="zip bomb"):
-        images_from_zip(bomb)

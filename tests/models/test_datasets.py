@@ -233,3 +233,18 @@ def test_memory_rise_for_30_pictures_of_40_megapixels_stays_under_500_mb(tmp_pat
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["count"] == 30 and report["problems"] == [], report
     assert report["peak"] - report["before"] < 500, report
+
+
+def test_pictures_in_memory_of_different_sizes():
+    from models.datasets import from_pictures
+
+    ds = from_pictures([np.zeros((30, 40), np.uint8), np.full((50, 20, 3), 0.5)], ids=["a", "b"])
+    assert len(ds) == 2 and not ds.labeled and ds.kind == "pictures"
+    assert ds[1].dtype == np.uint8 and ds[1].max() == 128  # floats in 0..1 become 0..255
+    indices, pixels = next(ds.batches(8, (28, 28, 1)))
+    assert indices.tolist() == [0, 1] and pixels.shape == (2, 28, 28, 1)
+    assert ds.head(1).ids == ["a"]
+    with pytest.raises(ValueError, match="2 pictures but 1 names"):
+        from_pictures([np.zeros((4, 4), np.uint8)] * 2, ids=["a"])
+    with pytest.raises(ValueError, match="No pictures"):
+        from_pictures([])
