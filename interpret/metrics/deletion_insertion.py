@@ -169,15 +169,19 @@ def deletion_insertion(
     progress: Callable[[float, str], None] | Progress | None = None,
 ) -> tuple[Curve, Curve]:
     """Both curves of one map from one stream of ``2 * (steps + 1)`` copies (full batches: the 42-pass floor at 20 steps)."""
-    check_score(score)
-    progress = progress if isinstance(progress, Progress) else Progress(progress)
-    pixels = picture_pixels(image)
-    t = resolve_target(m, pixels, target)
-    plan = Plan(pixels, blur_sigma)
-    rows = [add_curve(plan, heatmap, "deletion", steps, deletion_substrate)]
-    rows.append(add_curve(plan, heatmap, "insertion", steps, insertion_substrate))
-    logits = plan.run(m, batch_size, progress, message="deletion and insertion curves")
-    return rows[0].curve(m, logits, t, score), rows[1].curve(m, logits, t, score)
+    return deletion_insertion_maps(
+        m,
+        image,
+        [heatmap],
+        [target],
+        steps,
+        deletion_substrate,
+        insertion_substrate,
+        score,
+        blur_sigma,
+        batch_size,
+        progress,
+    )[0]
 
 
 def deletion_insertion_maps(
@@ -214,7 +218,8 @@ def deletion_insertion_maps(
         )
         for heat in heatmaps
     ]
-    logits = plan.run(m, batch_size, progress, message=f"deletion and insertion curves of {len(heatmaps)} maps")
+    maps = f" of {len(heatmaps)} maps" if len(heatmaps) > 1 else ""
+    logits = plan.run(m, batch_size, progress, message=f"deletion and insertion curves{maps}")
     return [
         (d.curve(m, logits, t, score), i.curve(m, logits, t, score)) for (d, i), t in zip(rows, classes, strict=True)
     ]
