@@ -180,7 +180,8 @@ if aucs:
         "Deletion AUC: the class's probability as the map's strongest pixels are blacked out, 5% at a time; a "
         "faithful map makes it fall fast, so lower is better. Insertion AUC: the probability as those pixels are "
         "put back onto a blurred picture; higher is better (Petsiuk et al. 2018, RISE). ★ marks the best of each "
-        "class. The Evaluate page draws the curves, with a random and an edge map to beat."
+        "class. Compare within a column: a class the model finds unlikely scores low on both. The Evaluate page "
+        "draws the curves, with a random and an edge map to beat."
     )
 st.caption(
     "Signed maps (e.g. occlusion) use a red-blue scale: red supports the class, blue speaks against it. "

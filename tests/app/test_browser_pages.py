@@ -1,4 +1,4 @@
-"""Real-browser tests (chromium through Playwright): the Compare grid and the Filters page.
+"""Real-browser tests (chromium through Playwright): the Compare grid, the Filters and Top patches pages.
 
 Screenshots go to ``artifacts/screenshots/`` (git-ignored).
 """
@@ -52,6 +52,12 @@ def test_compare_grid_draws_and_exports(page, streamlit_server, screenshot_dir, 
     assert images.count() == 12
     page.screenshot(path=str(screenshot_dir / "compare_grid_shared_scale.png"), full_page=True)
 
+    page.get_by_text("Deletion and insertion AUCs under each panel").click()  # the optional row of AUCs
+    page.locator(MAIN).get_by_text("Petsiuk et al. 2018").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert page.locator(MAIN).inner_text().count("deletion AUC") == 4 * 2  # one under each panel
+    page.screenshot(path=str(screenshot_dir / "compare_grid_aucs.png"), full_page=True)
+
 
 def hover_text(page, plot) -> str:
     """Move the mouse over the middle of a plotly chart and read its hover label."""
@@ -83,3 +89,14 @@ def test_filters_page_shows_tiles_with_hover_values(page, streamlit_server, scre
     text = hover_text(page, page.locator(f"{MAIN} .js-plotly-plot").first)
     assert "filter" in text and "R " in text and "B " in text
     page.screenshot(path=str(screenshot_dir / "filters_mobilenet_rgb.png"), full_page=True)
+
+
+def test_top_patches_search_the_test_set(page, streamlit_server, screenshot_dir, wait_idle):
+    open_page(page, "Top patches", "Top-activating patches", wait_idle)
+    page.locator(MAIN).get_by_text("The sample pictures").wait_for()
+    page.locator(MAIN).get_by_text("Fashion-MNIST test set (10,000 pictures)").click()
+    page.locator(MAIN).get_by_text("Searched 10,000 pictures of the Fashion-MNIST test set").wait_for(timeout=120_000)
+    wait_idle(page)
+    captions = page.locator(f"{MAIN} [data-testid='stImageCaption']")
+    assert captions.count() == 8 and " at (" in captions.first.inner_text()
+    page.screenshot(path=str(screenshot_dir / "top_patches_test_set.png"), full_page=True)
