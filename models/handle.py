@@ -179,6 +179,16 @@ class ModelHandle:
 
         return override
 
+    def sync_logits_head(self) -> None:
+        """After the output layer's weights change in place, give them to the linear twin the logits view runs.
+
+        (A Dense layer with a softmax or sigmoid is run as a linear copy of itself, so the logits
+        come before the squashing; the copy holds its own weights.)
+        """
+        if self._twin is not None and self._split_layer is not None:
+            for t, s in zip(self._twin.weights, self._split_layer.weights, strict=True):
+                t.assign(s.value)
+
     def _head_logits(self, raw: Any) -> Any:
         if self.head.kind == "sigmoid":
             half = raw / 2.0

@@ -207,14 +207,6 @@ def copy_weights(source: keras.Model, target: keras.Model, paths: list[str] | No
             targets[path].set_weights(layer.get_weights())
 
 
-def _sync_head(copy: ModelHandle) -> None:
-    """The handle's logits view keeps a linear twin of a Dense+softmax output layer: give it the new weights."""
-    twin, split = getattr(copy, "_twin", None), getattr(copy, "_split_layer", None)
-    if twin is not None and split is not None:
-        for t, s in zip(twin.weights, split.weights, strict=True):
-            t.assign(s.value)
-
-
 def clone_handle(m: ModelHandle) -> ModelHandle:
     """A handle on a copy of ``m``'s model with the same weights and nothing shared with it."""
     model = keras.models.clone_model(m.model)
@@ -253,7 +245,7 @@ def model_copy(m: ModelHandle) -> Iterator[ModelHandle]:
     try:
         if kept.dirty:
             copy_weights(m.model, kept.copy.model)
-            _sync_head(kept.copy)
+            kept.copy.sync_logits_head()
         kept.dirty = True
         yield kept.copy
     finally:
@@ -308,7 +300,7 @@ def sanity_check(
             rng = np.random.default_rng((int(seed), i))
             for p in block.paths:
                 randomise_layer(layers[p], rng)
-            _sync_head(copy)
+            copy.sync_logits_head()
             random_now = [*random_now, *block.paths] if mode == "cascading" else list(block.paths)
             part = part_of(progress, (i + 1) / n, (i + 2) / n, f"randomised {block.name}: ")
             heat = _heatmap(copy, image, method, t, chosen_layer, seed, params, part)
@@ -326,7 +318,7 @@ def sanity_check(
             if saved:
                 for p, values in saved.items():
                     layers[p].set_weights(values)
-                _sync_head(copy)
+                copy.sync_logits_head()
     progress(1.0, "sanity check: done")
     result.seconds = time.perf_counter() - started
     return result
