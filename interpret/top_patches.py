@@ -95,6 +95,6 @@ def patches_of(
 
 def picture_label(dataset: Dataset, i: int) -> str:
     """ "Coat 00017" for a bundled picture, "cat 1.png" from a zip, the name given for pictures in memory."""
-    name = dataset.ids[i].rsplit("/", 1)[-1]
+    name = dataset.ids[i] if dataset.kind == "pictures" else dataset.ids[i].rsplit("/", 1)[-1]
     cls = dataset.label_name(i)
     return f"{cls} {name}" if cls else name

@@ -100,3 +100,14 @@ def test_top_patches_search_the_test_set(page, streamlit_server, screenshot_dir,
     captions = page.locator(f"{MAIN} [data-testid='stImageCaption']")
     assert captions.count() == 8 and " at (" in captions.first.inner_text()
     page.screenshot(path=str(screenshot_dir / "top_patches_test_set.png"), full_page=True)
+
+
+def test_activations_show_the_strongest_pictures_of_a_channel(page, streamlit_server, screenshot_dir, wait_idle):
+    open_page(page, "Activations", "Activation maps", wait_idle)
+    page.get_by_role("heading", name="The pictures where this channel is strongest").wait_for()
+    page.locator(MAIN).get_by_text("Searched 20 pictures of the sample pictures").wait_for(timeout=120_000)
+    wait_idle(page)
+    ranked = page.locator(MAIN).get_by_text(": peak ")
+    assert ranked.count() == 6
+    page.set_viewport_size({"width": 1400, "height": 2600})
+    page.screenshot(path=str(screenshot_dir / "activations_strongest.png"), full_page=True)

@@ -108,3 +108,16 @@ def test_a_picture_that_does_not_decode_is_skipped_and_named(handle_of):
     assert [ds.ids[i] for i in index.indices] == ["dots/a.png", "dots/c.png"]
     assert any(p.startswith("dots/broken.png: skipped") for p in ds.problems)
     np.testing.assert_allclose(index.peaks[:, 0], [200 / 255, 100 / 255], atol=1e-6)
+
+
+def test_picture_labels_name_the_class_and_the_file():
+    from interpret.top_patches import picture_label
+
+    samples = from_pictures([dot(1, 1, 9)], ids=["T-shirt/top 1"])  # a name, not a path
+    assert picture_label(samples, 0) == "T-shirt/top 1"
+    bundled = load_dataset("fashion-mnist-test", limit=2)
+    assert picture_label(bundled, 1) == f"{bundled.class_names[bundled.labels[1]]} 00001"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("pets/cat/1.png", encode_png(dot(1, 1, 9)))
+    assert picture_label(load_dataset(buf.getvalue()), 0) == "cat 1.png"
