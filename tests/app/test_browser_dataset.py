@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -46,7 +47,7 @@ def test_choose_a_confusion_cell_and_see_its_pictures(page, streamlit_server, sc
     wait_idle(page)
     gallery = main.get_by_text(re.compile(r"^Trouser \d+% · true: Trouser$"))
     gallery.first.wait_for()
-    assert gallery.count() == 12
+    expect(gallery).to_have_count(12, timeout=60_000)  # the gallery fills in as its heatmaps arrive
     assert main.locator("[data-testid='stImage']").count() >= 2 * 24  # picture + heatmap, two galleries
     page.wait_for_timeout(3000)
     page.set_viewport_size({"width": 1400, "height": 3200})
