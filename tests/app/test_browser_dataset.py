@@ -48,7 +48,10 @@ def test_choose_a_confusion_cell_and_see_its_pictures(page, streamlit_server, sc
     gallery = main.get_by_text(re.compile(r"^Trouser \d+% · true: Trouser$"))
     gallery.first.wait_for()
     expect(gallery).to_have_count(12, timeout=60_000)  # the gallery fills in as its heatmaps arrive
-    assert main.locator("[data-testid='stImage']").count() >= 2 * 24  # picture + heatmap, two galleries
+    page.wait_for_function(  # picture + heatmap, two galleries
+        "() => document.querySelectorAll(\"[data-testid='stMain'] [data-testid='stImage']\").length >= 48",
+        timeout=60_000,
+    )
     page.wait_for_timeout(3000)
     page.set_viewport_size({"width": 1400, "height": 3200})
     page.screenshot(path=str(screenshot_dir / "dataset_cell_gallery.png"), full_page=True)
