@@ -17,6 +17,7 @@ columns. Both engines of the command (local and Ray) call it, so they write the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,13 @@ def _batched_gradcam(m: ModelHandle, x: np.ndarray, targets: np.ndarray, layer: 
             grads = tape.gradient(score, acts)
             weights = tf.reduce_mean(grads, axis=(1, 2))  # Selvaraju et al. Eq. 1
             cam = tf.nn.relu(tf.einsum("nhwk,nk->nhw", acts, weights))  # Eq. 2
+            cam = tf.where(tf.math.is_finite(cam), cam, tf.zeros_like(cam))  # as _resized's nan_to_num
+            size = tuple(cam.shape[1:3])
+            if None not in size and size != (h, w):
+                # resize_map's bilinear resize to the input size, in the same call (the host then only copies
+                # the maps out): (h, lh) @ (lh, lw) @ (lw, w) per map
+                rows, cols = (tf.constant(a) for a in _resize_matrices(*size, h, w))
+                cam = tf.matmul(rows, tf.matmul(cam, cols))
             return cam, chosen, score, logits
 
         return run
@@ -94,8 +102,20 @@ def batched_methods() -> tuple[str, ...]:
     return ("gradcam", "saliency")
 
 
+@functools.lru_cache(maxsize=32)
+def _resize_matrices(h: int, w: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``resize_map``'s bilinear resize of (h, w) maps as two matrices, (height, h) and (w, width), the resized
+    unit maps: the resize is linear and separable, so ``rows @ map @ cols`` equals ``resize_map(map)`` up to
+    float32 rounding (about 1e-7 of the map's largest value)."""
+    rows = resize_map(np.eye(h, dtype=np.float32), height, h)  # column j: unit row j resized down the rows
+    cols = resize_map(np.eye(w, dtype=np.float32), w, width)  # row j: unit column j resized along a row
+    return np.ascontiguousarray(rows), np.ascontiguousarray(cols)
+
+
 def _resized(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    maps = np.asarray(maps, dtype=np.float32)
+    if not np.isfinite(maps).all():  # a check, not a copy, for the maps that are finite (all of Grad-CAM's)
+        maps = np.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
     if maps.shape[1:] == (height, width):
         return maps
     return np.stack([resize_map(a, height, width) for a in maps]) if len(maps) else np.zeros((0, height, width))
@@ -109,10 +129,13 @@ def explain_batch(
     layer: str | None = None,
     params: dict[str, Any] | None = None,
     progress: Callable[[float, str], None] | Progress | None = None,
+    prepared: np.ndarray | None = None,
 ) -> BatchExplanation:
     """``method`` on every picture of ``pixels`` (uint8 or 0..1 float (N, H, W, C) at the model's input size).
 
     ``targets``: one class per picture; ``None`` or -1 (``TOP1``) for the model's top-1 class.
+    ``prepared``: ``m.prepare(pixels)`` when the caller already has it (the batch command prepares
+    the next batch while the model runs on this one).
     """
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
@@ -133,7 +156,7 @@ def explain_batch(
         return BatchExplanation(
             method, np.zeros((0, h, w), np.float32), empty, empty.astype(np.float32), None, chosen_layer
         )
-    x = m.prepare(pixels)
+    x = m.prepare(pixels) if prepared is None else prepared
     if method in batched_methods() and not params:
         progress(0.0, f"{spec.title}: {n} pictures")
         if method == "gradcam":
@@ -243,12 +266,14 @@ def batch_rows(
     indices: np.ndarray,
     settings: BatchSettings,
     label_names: Sequence[str] | None = None,
+    prepared: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Columns (NumPy arrays) of one row per picture x method: id, label, prediction, target, metrics, heatmap.
 
     ``pixels``: uint8 (N, H, W, C) at the model's input size; ``labels``: the model's class index of
     each picture's true class (-1 when unknown or not one of the model's classes); ``label_names``:
-    the dataset's own name of each picture's class (default: the model's name of ``labels``).
+    the dataset's own name of each picture's class (default: the model's name of ``labels``);
+    ``prepared``: ``m.prepare(pixels)``, when the caller has it already.
     Rows come method by method, pictures in the order given. ``correct`` is 1, 0, or -1 (no label);
     ``heatmap`` is float32 (rows, H * W) over the model's input.
     """
@@ -260,7 +285,7 @@ def batch_rows(
     first_method = settings.methods[0]
     if settings.target == "predicted" and first_method in batched_methods() and not settings.params.get(first_method):
         # the first method's own pass picks the top-1 class and gives the logits: no separate forward pass
-        first = explain_batch(m, pixels, first_method, None, settings.layer)
+        first = explain_batch(m, pixels, first_method, None, settings.layer, prepared=prepared)
         probs = m.probabilities(first.logits) if n else np.zeros((0, m.num_classes), np.float32)
     else:
         probs = predict_pixels(m, pixels)
@@ -290,17 +315,19 @@ def batch_rows(
         if method == first_method and first is not None:
             e = first
         else:
-            e = explain_batch(m, pixels, method, wanted, settings.layer, settings.params.get(method))
+            e = explain_batch(m, pixels, method, wanted, settings.layer, settings.params.get(method), prepared=prepared)
         part = dict(picture)
         part["method"] = np.full(n, method, dtype=object)
         part["target"] = e.targets
         part["target_name"] = names[e.targets] if n else np.zeros(0, object)
         part["target_probability"] = probs[rows, e.targets].astype(np.float32) if n else np.zeros(0, np.float32)
         part["score"] = e.scores.astype(np.float32)
-        part["heatmap"] = e.heatmaps.astype(np.float32).reshape(n, h * w)
+        part["heatmap"] = np.asarray(e.heatmaps, dtype=np.float32).reshape(n, h * w)
         for metric in settings.metrics:
             fn = getattr(metrics, metric)
             aucs = [fn(m, pixels[i], e.heatmaps[i], target=int(e.targets[i]), steps=settings.steps).auc for i in rows]
             part[METRIC_COLUMNS[metric]] = np.asarray(aucs, dtype=np.float64)
         parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
