@@ -5,8 +5,9 @@
     cnn-lens batch --model my_model.keras --class-names classes.txt --data photos.zip \\
         --methods gradcam --out results/mine --engine ray --address auto
 
-Writes ``OUT/results.parquet`` (one row per picture x method) and ``OUT/summary.json``; a rerun
-resumes, skipping finished shards. See :mod:`serving.batch`.
+Writes ``OUT/results.parquet`` (one row per picture x method), the heatmaps in ``OUT/heatmaps/``
+(one ``.npy`` per shard; ``serving.batch.read_heatmaps`` reads them for any rows) and
+``OUT/summary.json``; a rerun resumes, skipping finished shards. See :mod:`serving.batch`.
 """
 
 from __future__ import annotations

@@ -8,9 +8,14 @@ Output, in ``out/``:
 
 - ``results.parquet``: one row per picture x method (``interpret.batch.ROW_COLUMNS``: index, id,
   label, label_name, predicted, predicted_name, probability, correct, method, target, target_name,
-  target_probability, score, heatmap (list<float32> over the model's input, row-major, with
-  ``heatmap_height`` and ``heatmap_width``), then ``deletion_auc`` / ``insertion_auc`` when asked),
-  plus one row per picture that could not be read, with ``error`` set and no method;
+  target_probability, score, then ``deletion_auc`` / ``insertion_auc`` when asked, and where the
+  row's heatmap is: ``heatmap_file`` (relative to ``out/``) and ``heatmap_row``, with
+  ``heatmap_height`` and ``heatmap_width``), plus one row per picture that could not be read,
+  with ``error`` set and no method;
+- ``heatmaps/``: the heatmaps, one float32 ``.npy`` (rows, height, width) per shard, row ``k``
+  for the shard's row ``k``; ``np.load(..., mmap_mode="r")`` reads them without loading all
+  (:func:`read_heatmaps` does it for a table of rows). A list column in Parquet took a fifth of
+  the engine's time to encode here, and 50,000 ImageNet maps are 10 GB;
 - ``summary.json``: pictures, accuracy (with per-class accuracy and the most confused pairs),
   per-method means of the metrics (with which way is better), the bad pictures by name, timing;
 - ``shards/``: the pictures in fixed chunks of ``shard_size``, each written atomically when
@@ -51,10 +56,11 @@ from models.datasets import Dataset, load_dataset, model_labels
 
 COMPRESSION = "lz4"  # ten times faster to write than zstd here (float heatmaps barely compress), files 15% larger
 MAX_BATCH_BYTES = 256_000_000  # the largest batch choose_batch_size tries, as float32 model input
-FORMAT = 1  # bump when the rows change meaning: old shards are then recomputed
-DICTIONARY_COLUMNS = ("label_name", "predicted_name", "method", "target_name")  # not the heatmaps: floats
+FORMAT = 2  # bump when the rows change meaning: old shards are then recomputed (2: heatmaps in .npy files)
+DICTIONARY_COLUMNS = ("label_name", "predicted_name", "method", "target_name", "heatmap_file")
 READ_AHEAD = 2  # batches read ahead of the model by the local engine
 STRING_COLUMNS = ("id", "label_name", "predicted_name", "method", "target_name", "error")
+HEATMAP_DIR = "heatmaps"
 
 
 @dataclass
@@ -121,6 +127,11 @@ class Shard:
     @property
     def name(self) -> str:
         return f"shard-{self.start:09d}-{self.stop:09d}.parquet"
+
+    @property
+    def heatmap_file(self) -> str:
+        """Its heatmaps, relative to the output folder."""
+        return f"{HEATMAP_DIR}/shard-{self.start:09d}-{self.stop:09d}.npy"
 
 
 def plan_shards(ds: Dataset, shard_size: int) -> list[Shard]:
@@ -279,8 +290,11 @@ def normalise(parts: list[dict[str, Any]], settings: BatchSettings, area: int) -
 
 
 # ---- writing ------------------------------------------------------------------------------------
-def arrow_table(columns: dict[str, np.ndarray], height: int, width: int, settings: BatchSettings):
-    """The columns as a pyarrow table, rows sorted by picture then method (the engines' order may differ)."""
+def arrow_table(
+    columns: dict[str, np.ndarray], height: int, width: int, settings: BatchSettings, heatmap_file: str = ""
+) -> tuple[Any, np.ndarray]:
+    """The columns as a pyarrow table, rows sorted by picture then method (the engines' order may differ),
+    and the heatmaps in the same order: float32 (rows, height, width), for ``heatmap_file``."""
     import pyarrow as pa
 
     ranks = np.full(len(columns["index"]), -1, dtype=np.int64)
@@ -292,15 +306,7 @@ def arrow_table(columns: dict[str, np.ndarray], height: int, width: int, setting
     n = len(order)
     error = c["error"].astype(str)
     failed = error != ""
-    # list<float32> built from the flat values and offsets: an error row is null and holds no values
-    area = height * width
-    heat = np.asarray(c["heatmap"], dtype=np.float32).reshape(n, area)
-    values = heat[~failed] if failed.any() else heat
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(np.where(failed, 0, area), out=offsets[1:])
-    heat_list = pa.ListArray.from_arrays(
-        pa.array(offsets, pa.int32()), pa.array(values.reshape(-1), pa.float32()), mask=pa.array(failed, pa.bool_())
-    )
+    heat = np.asarray(c["heatmap"], dtype=np.float32).reshape(n, height, width)
 
     def nullable(name: str, values: np.ndarray, typ, null: np.ndarray) -> pa.Array:
         return pa.array(values, typ, mask=null)
@@ -321,12 +327,13 @@ def arrow_table(columns: dict[str, np.ndarray], height: int, width: int, setting
         "target_probability": nullable("target_probability", c["target_probability"], pa.float32(), failed),
         "score": nullable("score", c["score"], pa.float32(), failed),
         **{METRIC_COLUMNS[k]: nullable(k, c[METRIC_COLUMNS[k]], pa.float64(), failed) for k in settings.metrics},
-        "heatmap": heat_list,
+        "heatmap_file": nullable("heatmap_file", np.full(n, heatmap_file), pa.string(), failed),
+        "heatmap_row": nullable("heatmap_row", np.arange(n, dtype=np.int32), pa.int32(), failed),
         "heatmap_height": pa.array(np.where(failed, 0, height), pa.int32()),
         "heatmap_width": pa.array(np.where(failed, 0, width), pa.int32()),
         "error": nullable("error", error, pa.string(), ~failed),
     }
-    return pa.table(fields)
+    return pa.table(fields), heat
 
 
 def write_atomically(table, path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -335,22 +342,49 @@ def write_atomically(table, path: Path, metadata: dict[str, str] | None = None) 
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    stats = [name for name in table.column_names if name != "heatmap"]  # min/max of every map value: a third
-    # of a shard's writing time, and of no use (nothing filters on a heatmap's values)
-    pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=list(DICTIONARY_COLUMNS), write_statistics=stats)
+    pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=list(DICTIONARY_COLUMNS))
     os.replace(tmp, path)
+
+
+def save_atomically(array: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def read_heatmaps(out: str | Path, rows: Any) -> np.ndarray:
+    """The heatmaps of some rows of ``results.parquet`` (a pandas frame, a pyarrow table or a dict of
+    columns with ``heatmap_file`` and ``heatmap_row``): float32 (n, height, width), memory-mapped files
+    read only where needed. A row without a heatmap (a picture that could not be read) is all NaN."""
+    if hasattr(rows, "to_pydict"):
+        rows = rows.select(["heatmap_file", "heatmap_row"]).to_pydict()
+    files, where = list(rows["heatmap_file"]), list(rows["heatmap_row"])
+    maps: dict[str, np.ndarray] = {}
+    shape = None
+    for f in dict.fromkeys(f for f in files if isinstance(f, str) and f):
+        maps[f] = np.load(Path(out) / f, mmap_mode="r")
+        shape = shape or maps[f].shape[1:]
+    out_maps = np.full((len(files), *(shape or (0, 0))), np.nan, np.float32)
+    for k, (f, r) in enumerate(zip(files, where, strict=True)):
+        if isinstance(f, str) and f and r is not None and r == r:  # r == r: not NaN (pandas' missing value)
+            out_maps[k] = maps[f][int(r)]
+    return out_maps
 
 
 def shard_is_done(path: Path, shard: Shard) -> bool:
     import pyarrow.parquet as pq
 
-    if not path.exists():
+    heatmaps = path.parent.parent / shard.heatmap_file
+    if not path.exists() or not heatmaps.exists():
         return False
     try:
-        meta = pq.read_schema(path).metadata or {}
+        meta = pq.read_metadata(path)
+        rows = np.load(heatmaps, mmap_mode="r").shape[0]
     except Exception:  # a damaged file is recomputed
         return False
-    return meta.get(b"cnn_lens_ids") == shard.digest.encode()
+    return (meta.metadata or {}).get(b"cnn_lens_ids") == shard.digest.encode() and rows == meta.num_rows
 
 
 # ---- progress -----------------------------------------------------------------------------------
@@ -535,7 +569,7 @@ def run_batch(
     manifest = manifest_of(job, ds)
     manifest_path = out / "manifest.json"
     if job.restart:
-        for old in shard_dir.glob("shard-*.parquet"):
+        for old in [*shard_dir.glob("shard-*.parquet"), *(out / HEATMAP_DIR).glob("shard-*.npy")]:
             old.unlink()
     elif manifest_path.exists():
         previous = json.loads(manifest_path.read_text())
@@ -557,7 +591,8 @@ def run_batch(
     starts = np.asarray([s.start for s in by_start], dtype=np.int64)
 
     def write_shard(parts: list[dict[str, np.ndarray]], shard: Shard) -> None:
-        table = arrow_table(normalise(parts, settings, h * w), h, w, settings)
+        table, heatmaps = arrow_table(normalise(parts, settings, h * w), h, w, settings, shard.heatmap_file)
+        save_atomically(heatmaps, out / shard.heatmap_file)  # first: the Parquet file marks the shard done
         write_atomically(table, shard_dir / shard.name, {"cnn_lens_ids": shard.digest})
 
     writer = background("cnn-lens-shards")

@@ -12,11 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from cli import main as cli_main
+from interpret import explain
 from interpret.batch import BatchSettings
 from models.datasets import load_dataset
 from models.fashion_mnist_data import DEBIAN_DIR
 from models.images import encode_png
-from serving.batch import BatchJob, run_batch
+from serving.batch import BatchJob, read_heatmaps, run_batch
 
 needs_fashion = pytest.mark.skipif(not DEBIAN_DIR.exists(), reason="needs Debian's dataset-fashion-mnist")
 
@@ -41,7 +42,14 @@ def test_local_engine_writes_rows_and_summary(tmp_path):
     np.testing.assert_array_equal(rows["label"][::2], ds.labels)
     np.testing.assert_allclose(rows["probability"][::2], probs.max(-1), rtol=1e-5)
     assert rows["id"][0] == "fashion-mnist-test/00000" and rows["label_name"][0] == "Ankle boot"
-    assert len(rows["heatmap"][0]) == 28 * 28 and rows["heatmap_height"][0] == 28
+    assert rows["heatmap_height"][0] == rows["heatmap_width"][0] == 28
+    assert rows["heatmap_file"][0] == "heatmaps/shard-000000000-000000016.npy" and rows["heatmap_row"][:3] == [0, 1, 2]
+    maps = read_heatmaps(tmp_path, t)
+    assert maps.shape == (80, 28, 28) and maps.dtype == np.float32
+    m = load("fashion-mnist-cnn")
+    for k in (0, 1, 79):  # rows of the first and the last shard, each equal to explain for its picture and method
+        e = explain(m, ds[rows["index"][k]], rows["method"][k], target=rows["target"][k])
+        np.testing.assert_allclose(maps[k], e.heatmap, atol=1e-5 * max(1.0, float(np.abs(e.heatmap).max())))
     assert all(0 <= v <= 1 for v in rows["deletion_auc"] + rows["insertion_auc"])
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
@@ -60,6 +68,10 @@ def test_rerun_skips_finished_shards_and_refuses_other_settings(tmp_path):
     assert again["run"]["shards_resumed"] == 2 and again["run"]["shards_computed"] == 1
     assert first.stat().st_mtime_ns == stamp and again["explained"] == 48
     assert pq.read_table(tmp_path / "results.parquet").num_rows == 96
+    (tmp_path / "heatmaps" / "shard-000000016-000000032.npy").unlink()  # a shard whose heatmaps are lost
+    third = run_batch(job(tmp_path, limit=48, shard_size=16, batch_size=16), progress=False)
+    assert third["run"]["shards_resumed"] == 2 and third["run"]["shards_computed"] == 1
+    assert np.isfinite(read_heatmaps(tmp_path, pq.read_table(tmp_path / "results.parquet"))).all()
     with pytest.raises(ValueError, match="another model, dataset or settings"):
         run_batch(job(tmp_path, settings=BatchSettings(methods=["gradcam"]), limit=48, shard_size=16), progress=False)
     fresh = run_batch(
@@ -138,5 +150,5 @@ def test_ray_engine_gives_the_same_rows_as_the_local_engine(tmp_path):
     for key in ("index", "id", "label", "predicted", "method", "target", "correct"):
         assert a[key] == b[key], key
     np.testing.assert_allclose(a["probability"], b["probability"], atol=1e-6)
-    np.testing.assert_allclose(np.asarray(a["heatmap"]), np.asarray(b["heatmap"]), atol=1e-5)
+    np.testing.assert_allclose(read_heatmaps(tmp_path / "local", a), read_heatmaps(tmp_path / "ray", b), atol=1e-5)
     assert local["accuracy"] == ray["accuracy"]
