@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from interpret import metrics
 from interpret.core import explain, resolve_layer
 from interpret.progress import Progress
 from interpret.registry import METHODS
@@ -220,8 +221,6 @@ class BatchSettings:
         bad = [k for k in self.metrics if k not in METRIC_COLUMNS]
         if bad:
             raise ValueError(f"Unknown metric {', '.join(bad)}; choose from {', '.join(METRIC_COLUMNS)}.")
-        if self.metrics:
-            metrics_module()
         if self.target not in ("predicted", "label"):
             raise ValueError(f"target={self.target!r}: choose predicted or label.")
         for name, p in self.params.items():
@@ -229,15 +228,6 @@ class BatchSettings:
                 raise ValueError(f"Parameters given for {name}, which is not among the methods.")
             METHODS[name].check_params(dict(p))
         return self
-
-
-def metrics_module() -> Any:
-    """``interpret.metrics`` (deletion, insertion), or a clear error where it is not installed."""
-    try:
-        import interpret.metrics as metrics
-    except ImportError as exc:  # the metrics package arrives with issue 9
-        raise ValueError(f"--metrics needs interpret.metrics, which could not be imported ({exc}).") from exc
-    return metrics
 
 
 ROW_COLUMNS = (
@@ -309,7 +299,7 @@ def batch_rows(
         "probability": probs[rows, predicted].astype(np.float32) if n else np.zeros(0, np.float32),
         "correct": np.where(labels >= 0, (labels == predicted).astype(np.int8), -1).astype(np.int8),
     }
-    metrics = metrics_module() if settings.metrics else None
+    curves = {"deletion": metrics.deletion, "insertion": metrics.insertion}
     parts: list[dict[str, np.ndarray]] = []
     for method in settings.methods:
         if method == first_method and first is not None:
@@ -324,7 +314,7 @@ def batch_rows(
         part["score"] = e.scores.astype(np.float32)
         part["heatmap"] = np.asarray(e.heatmaps, dtype=np.float32).reshape(n, h * w)
         for metric in settings.metrics:
-            fn = getattr(metrics, metric)
+            fn = curves[metric]
             aucs = [fn(m, pixels[i], e.heatmaps[i], target=int(e.targets[i]), steps=settings.steps).auc for i in rows]
             part[METRIC_COLUMNS[metric]] = np.asarray(aucs, dtype=np.float64)
         parts.append(part)
