@@ -23,7 +23,7 @@ BUNDLED = "Fashion-MNIST test set (10,000 pictures)"
 ZIP = "A zip of my pictures"
 CHOSEN = "datasets:chosen"  # the last choice, whichever page made it
 LAST_ZIP = "datasets:last_zip"  # (digest, file name) of the last zip uploaded in this session
-KEPT_ZIPS = int(os.environ.get("CNN_LENS_KEPT_ZIPS", 8))
+KEPT_ZIPS = int(os.environ.get("CNN_LENS_KEPT_ZIPS", 4))  # each holds its zip: up to maxUploadSize
 
 
 @dataclass
