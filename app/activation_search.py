@@ -11,14 +11,13 @@ import threading
 
 import streamlit as st
 
-from app.dataset_picker import Chosen
+from app import dataset_picker
 from app.shared_store import SharedStore
 from interpret.activation_index import ActivationIndex, channel_peaks, index_activations
 from models import ModelHandle
 from serving import compute, superseding
 
 KEPT_INDICES = int(os.environ.get("CNN_LENS_KEPT_ACTIVATION_INDICES", 8))
-LARGE_INPUT_DEFAULT = 500  # pictures searched by default for models with inputs above 64x64
 
 
 @st.cache_resource
@@ -26,23 +25,12 @@ def _indices() -> SharedStore:
     return SharedStore(KEPT_INDICES)
 
 
-def default_count(m: ModelHandle, n: int) -> int:
-    """All the pictures for small models; the first few hundred for large inputs (a quick look on a CPU)."""
-    h, w, _ = m.input_shape
-    return n if h * w <= 64 * 64 else min(n, LARGE_INPUT_DEFAULT)
-
-
-def batch_size_for(m: ModelHandle) -> int:
-    h, w, _ = m.input_shape
-    return 256 if h * w <= 64 * 64 else 16
-
-
-def stored_index(model_key: str, chosen: Chosen, layer: str, count: int) -> ActivationIndex | None:
+def stored_index(model_key: str, chosen: dataset_picker.Chosen, layer: str, count: int) -> ActivationIndex | None:
     return _indices().get((model_key, chosen.key, layer, count))
 
 
 def index_for(
-    m: ModelHandle, model_key: str, chosen: Chosen, layer: str, count: int, cancel: threading.Event
+    m: ModelHandle, model_key: str, chosen: dataset_picker.Chosen, layer: str, count: int, cancel: threading.Event
 ) -> ActivationIndex:
     """The stored index, or a new one with a progress bar (raises ``Cancelled`` when superseded)."""
     found = stored_index(model_key, chosen, layer, count)
@@ -55,7 +43,7 @@ def index_for(
         chosen.dataset,
         layer,
         count=count,
-        batch_size=batch_size_for(m),
+        batch_size=dataset_picker.batch_size_for(m),
         progress=progress,
         peaks=lambda m, **kw: compute.run(m, channel_peaks, **kw),
     )

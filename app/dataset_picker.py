@@ -16,6 +16,7 @@ import streamlit as st
 
 from app import gallery, sources
 from app.shared_store import SharedStore
+from models import ModelHandle
 from models.datasets import Dataset, DatasetError, from_pictures, load_dataset
 
 SAMPLES = "The sample pictures"
@@ -23,6 +24,7 @@ BUNDLED = "Fashion-MNIST test set (10,000 pictures)"
 ZIP = "A zip of my pictures"
 CHOSEN = "datasets:chosen"  # the last choice, whichever page made it
 LAST_ZIP = "datasets:last_zip"  # (digest, file name) of the last zip uploaded in this session
+LARGE_INPUT_DEFAULT = 500  # pictures a page goes through by default for models with inputs above 64x64
 KEPT_ZIPS = int(os.environ.get("CNN_LENS_KEPT_ZIPS", 4))  # each holds its zip: up to maxUploadSize
 
 
@@ -31,6 +33,21 @@ class Chosen:
     dataset: Dataset
     key: str  # names the pictures for caches: "fashion-mnist-test", "samples:1", or the zip's digest
     label: str  # what the page says it searched
+
+
+def small_input(m: ModelHandle) -> bool:
+    h, w, _ = m.input_shape
+    return h * w <= 64 * 64
+
+
+def default_count(m: ModelHandle, n: int) -> int:
+    """All ``n`` pictures for small models; the first few hundred for large inputs (a quick look on a CPU)."""
+    return n if small_input(m) else min(n, LARGE_INPUT_DEFAULT)
+
+
+def batch_size_for(m: ModelHandle) -> int:
+    """Pictures per batch when a page goes through a dataset."""
+    return 256 if small_input(m) else 32
 
 
 @st.cache_resource(show_spinner="Reading the test set...")

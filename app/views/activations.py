@@ -202,7 +202,7 @@ with picnrank:
             "Pictures to search",
             1,
             len(chosen.dataset),
-            activation_search.default_count(m, len(chosen.dataset)),
+            dataset_picker.default_count(m, len(chosen.dataset)),
             step=max(1, len(chosen.dataset) // 10),
             key=f"activations:count:{chosen.key}",
         )

@@ -31,7 +31,6 @@ from serving import compute, superseding
 OTHER = "another class"
 THUMB = 112  # pixels: the side of a gallery picture
 GALLERY_COLUMNS = 6
-LARGE_MODEL_DEFAULT = 500  # pictures predicted by default for models with inputs above 64x64
 STORE_ENTRIES = 16  # predictions kept server-wide (per model, dataset and count)
 
 
@@ -42,18 +41,13 @@ def prediction_store() -> SharedStore:
     return SharedStore(STORE_ENTRIES)
 
 
-def batch_size_for(m: ModelHandle) -> int:
-    h, w, _ = m.input_shape
-    return 256 if h * w <= 64 * 64 else 32
-
-
 def predict_all(m: ModelHandle, ds: Dataset, count: int, cancel: threading.Event) -> Predictions:
     """Every picture (read and scaled as it comes) through the model, batch by batch, with a progress bar."""
     labels, _ = model_labels(ds, m.class_names) if ds.labeled else (np.full(len(ds), -1, np.int64), "none")
     bar = st.progress(0.0, text=f"Predicting {count:,} pictures...")
     kept, predicted, confidence = [], [], []
     started, done = time.perf_counter(), 0
-    for indices, pixels in ds.batches(batch_size_for(m), m.input_shape, indices=np.arange(count)):
+    for indices, pixels in ds.batches(dataset_picker.batch_size_for(m), m.input_shape, indices=np.arange(count)):
         if cancel.is_set():
             raise Cancelled("superseded")
         if len(indices):
@@ -62,7 +56,7 @@ def predict_all(m: ModelHandle, ds: Dataset, count: int, cancel: threading.Event
             kept.append(indices)
             predicted.append(top)
             confidence.append(probs[np.arange(len(top)), top])
-        done += batch_size_for(m)
+        done += dataset_picker.batch_size_for(m)
         rate = min(done, count) / max(time.perf_counter() - started, 1e-9)
         bar.progress(
             min(done, count) / count, text=f"Predicting: {min(done, count):,}/{count:,} pictures ({rate:.0f}/s)"
@@ -214,11 +208,11 @@ count = int(
         "Pictures to predict",
         min_value=1,
         max_value=len(ds),
-        value=len(ds) if h * w <= 64 * 64 else min(len(ds), LARGE_MODEL_DEFAULT),
+        value=dataset_picker.default_count(m, len(ds)),
         step=max(1, len(ds) // 10),
         key=f"dataset:count:{dataset_key}:{h}x{w}",
         help="All of them for small models; the first "
-        f"{LARGE_MODEL_DEFAULT} for models with large inputs (a quick look on a CPU; the first ones hold every "
+        f"{dataset_picker.LARGE_INPUT_DEFAULT} for models with large inputs (a quick look on a CPU; the first ones hold every "
         "class). Raise it to predict them all.",
     )
 )

@@ -61,7 +61,7 @@ with settings:
             "Pictures to search",
             1,
             len(ds),
-            activation_search.default_count(m, len(ds)),
+            dataset_picker.default_count(m, len(ds)),
             step=max(1, len(ds) // 10),
             key=f"patches:count:{chosen.key}",
             help="Every channel of the layer is searched at once, so another channel needs no new search.",

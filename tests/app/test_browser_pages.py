@@ -93,7 +93,8 @@ def test_filters_page_shows_tiles_with_hover_values(page, streamlit_server, scre
 
 def test_top_patches_search_the_test_set(page, streamlit_server, screenshot_dir, wait_idle):
     open_page(page, "Top patches", "Top-activating patches", wait_idle)
-    page.locator(MAIN).get_by_text("The sample pictures").wait_for()
+    page.locator(MAIN).get_by_text("Searched 20 pictures of the sample pictures").wait_for()  # the page is drawn
+    wait_idle(page)
     page.locator(MAIN).get_by_text("Fashion-MNIST test set (10,000 pictures)").click()
     page.locator(MAIN).get_by_text("Searched 10,000 pictures of the Fashion-MNIST test set").wait_for(timeout=120_000)
     wait_idle(page)
