@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app import gallery, sources
+from app import gallery, sidebar, sources
 from app.shared_store import SharedStore
 from models import ModelHandle
 from models.datasets import Dataset, DatasetError, from_pictures, load_dataset
@@ -48,6 +48,26 @@ def default_count(m: ModelHandle, n: int) -> int:
 def batch_size_for(m: ModelHandle) -> int:
     """Pictures per batch when a page goes through a dataset."""
     return 256 if small_input(m) else 32
+
+
+def picture_count(label: str, m: ModelHandle, ds: Dataset, key: str, help: str | None = None) -> int:
+    """How many of the dataset's pictures the page goes through (``default_count`` to start with)."""
+    return int(
+        st.number_input(
+            label,
+            min_value=1,
+            max_value=len(ds),
+            value=default_count(m, len(ds)),
+            step=max(1, len(ds) // 10),
+            key=key,
+            help=help,
+        )
+    )
+
+
+def open_in_explain(ds: Dataset, index: int) -> None:
+    """Make the dataset's picture (its file as stored) the sidebar's picture: a button's ``on_click``."""
+    sidebar.open_picture(ds.raw(index), ds.ids[index])
 
 
 @st.cache_resource(show_spinner="Reading the test set...")

@@ -42,10 +42,6 @@ def maps_of_pictures(
     return compute.run(_model, channel_maps, pixels=pixels, layer=layer, channel=channel)
 
 
-def open_in_explain(ds: Dataset, index: int) -> None:
-    sidebar.open_picture(ds.raw(index), ds.ids[index])
-
-
 def strongest_pictures(
     m: ModelHandle,
     model_key: str,
@@ -68,7 +64,9 @@ def strongest_pictures(
             shown = render.fit(ds.model_pixels(i, m.input_shape), THUMB, THUMB)
             st.image(render.overlay(shown, maps[n], alpha=0.5, cmap=cmap), width=THUMB)
             st.caption(f"#{n + 1} {picture_label(ds, i)}: {by} {values[pos, channel]:.3g}")
-            if st.button("Open in Explain", key=f"activations:open:{i}", on_click=open_in_explain, args=(ds, i)):
+            if st.button(
+                "Open in Explain", key=f"activations:open:{i}", on_click=dataset_picker.open_in_explain, args=(ds, i)
+            ):
                 st.switch_page("views/explain.py")
 
 
@@ -191,22 +189,13 @@ st.caption(
     "another channel shows its pictures at once. Peak: the channel's largest value (one place fires hard); mean: "
     "its mean over the map (it fires all over)."
 )
-picndata, picnrank = st.columns([2, 1])
-with picndata:
+pick_data, pick_rank = st.columns([2, 1])
+with pick_data:
     chosen = dataset_picker.choose("activations", channels=m.input_shape[2])
-with picnrank:
+with pick_rank:
     by = st.radio("Rank by", RANKINGS, key="activations:rank", horizontal=True)
     k = st.slider("Pictures", 1, 24, 6, key="activations:k")
-    count = int(
-        st.number_input(
-            "Pictures to search",
-            1,
-            len(chosen.dataset),
-            dataset_picker.default_count(m, len(chosen.dataset)),
-            step=max(1, len(chosen.dataset) // 10),
-            key=f"activations:count:{chosen.key}",
-        )
-    )
+    count = dataset_picker.picture_count("Pictures to search", m, chosen.dataset, key=f"activations:count:{chosen.key}")
 cancel = superseding.supersede(st.session_state, "activations:job")
 try:
     index = activation_search.index_for(m, choice.model_key, chosen, layer, count, cancel)

@@ -83,11 +83,6 @@ def heatmaps_of(
     return compute.run(_m, explain_pictures, pixels=pixels, method=method, targets=np.asarray(targets))
 
 
-def open_in_explain(ds: Dataset, index: int) -> None:
-    """Make the dataset's picture (its file as stored) the sidebar's picture."""
-    sidebar.open_picture(ds.raw(index), ds.ids[index])
-
-
 def class_name(m: ModelHandle, c: int) -> str:
     return OTHER if c < 0 else m.class_names[c]
 
@@ -174,7 +169,10 @@ def gallery(
             truth = class_name(m, int(p.labels[pos])) if p.labels[pos] >= 0 else ds.label_name(index) or "?"
             st.caption(f"{class_name(m, int(p.predicted[pos]))} {p.confidence[pos]:.0%} · true: {truth}")
             if st.button(
-                "Open in Explain", key=f"dataset:open:{where}:{index}", on_click=open_in_explain, args=(ds, index)
+                "Open in Explain",
+                key=f"dataset:open:{where}:{index}",
+                on_click=dataset_picker.open_in_explain,
+                args=(ds, index),
             ):
                 st.switch_page("views/explain.py")
 
@@ -203,18 +201,13 @@ if ds.listing_problems:
         st.text("\n".join(ds.listing_problems[:200]))
 
 h, w, _ = m.input_shape
-count = int(
-    st.number_input(
-        "Pictures to predict",
-        min_value=1,
-        max_value=len(ds),
-        value=dataset_picker.default_count(m, len(ds)),
-        step=max(1, len(ds) // 10),
-        key=f"dataset:count:{dataset_key}:{h}x{w}",
-        help="All of them for small models; the first "
-        f"{dataset_picker.LARGE_INPUT_DEFAULT} for models with large inputs (a quick look on a CPU; the first ones hold every "
-        "class). Raise it to predict them all.",
-    )
+count = dataset_picker.picture_count(
+    "Pictures to predict",
+    m,
+    ds,
+    key=f"dataset:count:{dataset_key}:{h}x{w}",
+    help=f"All of them for small models; the first {dataset_picker.LARGE_INPUT_DEFAULT} for models with large "
+    "inputs (a quick look on a CPU; the first ones hold every class). Raise it to predict them all.",
 )
 key = (choice.model_key, dataset_key, count)
 stopped_key = "dataset:stopped"

@@ -56,16 +56,12 @@ with settings:
     k = st.slider("Patches", 1, 24, 8, key="patches:k")
     chosen = dataset_picker.choose("patches", channels=m.input_shape[2])
     ds = chosen.dataset
-    count = int(
-        st.number_input(
-            "Pictures to search",
-            1,
-            len(ds),
-            dataset_picker.default_count(m, len(ds)),
-            step=max(1, len(ds) // 10),
-            key=f"patches:count:{chosen.key}",
-            help="Every channel of the layer is searched at once, so another channel needs no new search.",
-        )
+    count = dataset_picker.picture_count(
+        "Pictures to search",
+        m,
+        ds,
+        key=f"patches:count:{chosen.key}",
+        help="Every channel of the layer is searched at once, so another channel needs no new search.",
     )
     rf = field_of(choice.model_key, layer, m)
     st.caption(
